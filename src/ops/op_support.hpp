@@ -1,0 +1,63 @@
+// Helpers every op file uses: input validation with messages that name the op and the shapes,
+// and dispatch from a runtime DType to a templated kernel.
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "cudagrad/autograd.hpp"
+#include "cudagrad/tensor.hpp"
+
+namespace cudagrad::detail {
+
+// Calls body(float{}) or body(double{}) according to dtype; any other dtype is an error that
+// names the op.
+template <typename Body>
+decltype(auto) dispatch_floating(DType dtype, const char* op, Body&& body) {
+    switch (dtype) {
+        case DType::Float32: return body(float{});
+        case DType::Float64: return body(double{});
+        default: fail(op, "expected a float32 or float64 tensor, got ", dtype_name(dtype));
+    }
+}
+
+// The input must be defined, non-empty, floating, and on the CPU (until the CUDA backend
+// lands, every op runs there).
+inline void check_input(const Tensor& x, const char* op, const char* name) {
+    check(x.defined(), op, name, " is undefined");
+    check(is_floating(x.dtype()), op, name, " must be float32 or float64, got ", x.description());
+    check(x.numel() > 0, op, name, " is empty (", x.description(), ")");
+    check(x.device().is_cpu(), op, name, " is on ", x.device().str(),
+          ", but this op has only a CPU implementation so far");
+}
+
+inline void check_dim(const Tensor& x, std::int64_t dims, const char* op, const char* name) {
+    check(x.dim() == dims, op, name, " must have ", dims, " dimensions, got ", x.description());
+}
+
+// b must match a's dtype and device (the first input sets both).
+inline void check_same_kind(const Tensor& a, const Tensor& b, const char* op, const char* name_a,
+                            const char* name_b) {
+    check(a.dtype() == b.dtype(), op, name_a, " and ", name_b, " have different dtypes (",
+          a.description(), " vs ", b.description(), ")");
+    check(a.device() == b.device(), op, name_a, " and ", name_b, " are on different devices (",
+          a.description(), " vs ", b.description(), ")");
+}
+
+inline void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* name_a,
+                             const char* name_b) {
+    check(a.shape() == b.shape(), op, name_a, " and ", name_b, " have different shapes (",
+          shape_string(a.shape()), " vs ", shape_string(b.shape()), ")");
+}
+
+// Wraps a possibly-negative dimension index into [0, dims).
+inline std::int64_t wrap_dimension(std::int64_t dimension, std::int64_t dims, const char* op) {
+    check(dimension >= -dims && dimension < dims, op, "dimension ", dimension, " is out of range for a ",
+          dims, "-d tensor");
+    return dimension < 0 ? dimension + dims : dimension;
+}
+
+// Adds `gradient` into `accumulator` (a defined, contiguous tensor of the same shape), no graph.
+void accumulate_into(Tensor& accumulator, const Tensor& gradient);
+
+}  // namespace cudagrad::detail
