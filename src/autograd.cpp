@@ -49,17 +49,18 @@ void accumulate_into(Tensor& accumulator, const Tensor& gradient) {
 
 namespace {
 
-// Tensors reachable from root through grad_fn links, each after every tensor it was computed
-// from... reversed: the returned order lists root first and every tensor before its inputs.
-// Iterative depth-first search, so a 150-layer network does not exhaust the stack.
-std::vector<TensorImpl*> reverse_topological_order(const Tensor& root) {
-    std::vector<TensorImpl*> postorder;
+// Every tensor reachable from root through grad_fn links, ordered so that each tensor comes
+// before the inputs it was computed from (root first). Iterative depth-first search, so a
+// 150-layer network does not exhaust the stack. The order owns its tensors: backward frees
+// each node's links as it goes, and the tensors must outlive the walk.
+std::vector<std::shared_ptr<TensorImpl>> reverse_topological_order(const Tensor& root) {
+    std::vector<std::shared_ptr<TensorImpl>> postorder;
     std::unordered_set<TensorImpl*> visited;
     struct Frame {
-        TensorImpl* tensor;
+        std::shared_ptr<TensorImpl> tensor;
         std::size_t next_input;
     };
-    std::vector<Frame> stack{{root.impl_ptr().get(), 0}};
+    std::vector<Frame> stack{{root.impl_ptr(), 0}};
     visited.insert(root.impl_ptr().get());
     while (!stack.empty()) {
         Frame& frame = stack.back();
@@ -67,11 +68,11 @@ std::vector<TensorImpl*> reverse_topological_order(const Tensor& root) {
         if (node && frame.next_input < node->inputs.size()) {
             const Tensor& input = node->inputs[frame.next_input++];
             if (input.defined() && input.requires_grad() && visited.insert(input.impl_ptr().get()).second) {
-                stack.push_back({input.impl_ptr().get(), 0});
+                stack.push_back({input.impl_ptr(), 0});
             }
             continue;
         }
-        postorder.push_back(frame.tensor);
+        postorder.push_back(std::move(frame.tensor));
         stack.pop_back();
     }
     return {postorder.rbegin(), postorder.rend()};
@@ -107,10 +108,11 @@ void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
 
     NoGradGuard no_grad;  // the backward closures build no graph of their own
     std::unordered_map<TensorImpl*, std::shared_ptr<TensorImpl>> pending;  // gradients of non-leaves
-    std::vector<TensorImpl*> order = reverse_topological_order(root);
+    std::vector<std::shared_ptr<TensorImpl>> order = reverse_topological_order(root);
     add_gradient(pending[root.impl_ptr().get()], seed, root.impl());
 
-    for (TensorImpl* tensor : order) {
+    for (const std::shared_ptr<TensorImpl>& owned : order) {
+        TensorImpl* tensor = owned.get();
         std::shared_ptr<Node> node = tensor->grad_fn;
         auto found = pending.find(tensor);
         if (found == pending.end() || !found->second) continue;  // nothing flowed here
@@ -130,7 +132,13 @@ void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
             if (!input.defined() || !input.requires_grad() || !input_gradients[i].defined()) continue;
             add_gradient(pending[input.impl_ptr().get()], input_gradients[i], input.impl());
         }
-        if (!retain_graph) node->backward = nullptr;
+        if (!retain_graph) {
+            // Free the closure (and the tensors it saved) and the links to the inputs now, so
+            // a finished step holds no activations and a long chain is not torn down by one
+            // deep recursion of destructors.
+            node->backward = nullptr;
+            node->inputs.clear();
+        }
     }
 }
 
