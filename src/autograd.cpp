@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "cpu/parallel.hpp"
 #include "ops/op_support.hpp"
 
 namespace cudagrad {
@@ -37,12 +38,18 @@ void record_op(Tensor& output, const char* op_name, std::vector<Tensor> inputs, 
 namespace detail {
 void accumulate_into(Tensor& accumulator, const Tensor& gradient) {
     check_same_shape(accumulator, gradient, "backward", "gradient", "incoming gradient");
+    check(accumulator.dtype() == gradient.dtype(), "backward", "a ", dtype_name(gradient.dtype()),
+          " gradient arrived for a ", dtype_name(accumulator.dtype()), " tensor");
     Tensor source = gradient.contiguous();
+    const std::int64_t count = accumulator.numel();
     dispatch_floating(accumulator.dtype(), "backward", [&](auto zero) {
         using T = decltype(zero);
         T* target = accumulator.data<T>();
         const T* values = source.data<T>();
-        for (std::int64_t i = 0; i < accumulator.numel(); ++i) target[i] += values[i];
+        // A memory-bound add: split across threads only when it is big enough to pay for it.
+        cpu::parallel_for(0, count, 1 << 15, [&](std::int64_t begin, std::int64_t end) {
+            for (std::int64_t i = begin; i < end; ++i) target[i] += values[i];
+        });
     });
 }
 }  // namespace detail
@@ -78,17 +85,28 @@ std::vector<std::shared_ptr<TensorImpl>> reverse_topological_order(const Tensor&
     return {postorder.rbegin(), postorder.rend()};
 }
 
-void add_gradient(std::shared_ptr<TensorImpl>& slot, const Tensor& gradient, const TensorImpl& owner) {
+// True when nothing but `tensor` refers to its memory: no other handle, no view.
+bool sole_owner(const Tensor& tensor) {
+    return tensor.impl_ptr().use_count() == 1 && tensor.impl().storage.use_count() == 1 && tensor.is_contiguous();
+}
+
+// Adds `gradient` into a gradient slot. Gradients are adopted without copying whenever this
+// is their only reference (the common case), and copied otherwise: an op may hand the same
+// tensor to two inputs (add does), and accumulating in place into a shared tensor would
+// corrupt the other one.
+void add_gradient(std::shared_ptr<TensorImpl>& slot, Tensor gradient, const TensorImpl& owner) {
     check(gradient.shape() == owner.shape, "backward", "a gradient of shape ", shape_string(gradient.shape()),
           " arrived for a tensor of shape ", shape_string(owner.shape));
     if (!slot) {
-        // The first gradient is copied, so that later accumulation never writes into a tensor
-        // that some op still holds.
-        slot = gradient.clone().impl_ptr();
-    } else {
-        Tensor accumulator(slot);
-        detail::accumulate_into(accumulator, gradient);
+        slot = sole_owner(gradient) ? gradient.impl_ptr() : gradient.clone().impl_ptr();
+        return;
     }
+    Tensor accumulator(slot);
+    if (slot.use_count() > 2 || accumulator.impl().storage.use_count() > 1 || !accumulator.is_contiguous()) {
+        accumulator = accumulator.clone();  // someone else holds the old gradient: do not write into it
+        slot = accumulator.impl_ptr();
+    }
+    detail::accumulate_into(accumulator, gradient);
 }
 
 }  // namespace
@@ -103,8 +121,8 @@ void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
               root.description(), "; pass the gradient explicitly");
         seed = Tensor::ones(root.shape(), root.dtype(), root.device());
     }
-    check(seed.shape() == root.shape(), "backward", "gradient ", seed.description(), " does not match output ",
-          root.description());
+    check(seed.shape() == root.shape() && seed.dtype() == root.dtype(), "backward", "gradient ", seed.description(),
+          " does not match output ", root.description());
 
     NoGradGuard no_grad;  // the backward closures build no graph of their own
     std::unordered_map<TensorImpl*, std::shared_ptr<TensorImpl>> pending;  // gradients of non-leaves
@@ -116,21 +134,22 @@ void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
         std::shared_ptr<Node> node = tensor->grad_fn;
         auto found = pending.find(tensor);
         if (found == pending.end() || !found->second) continue;  // nothing flowed here
-        Tensor output_gradient(found->second);
+        Tensor output_gradient(std::move(found->second));
         pending.erase(found);
         if (!node) {  // a leaf
-            add_gradient(tensor->grad, output_gradient, *tensor);
+            add_gradient(tensor->grad, std::move(output_gradient), *tensor);
             continue;
         }
         check(static_cast<bool>(node->backward), "backward", "the graph through ", node->op_name,
               " was already freed by an earlier backward(); pass retain_graph=true to the first call");
         std::vector<Tensor> input_gradients = node->backward(output_gradient);
+        output_gradient = Tensor();  // dropped now, so gradients that are views of it can be adopted
         check(input_gradients.size() == node->inputs.size(), "backward", node->op_name, " returned ",
               input_gradients.size(), " gradients for ", node->inputs.size(), " inputs");
         for (std::size_t i = 0; i < node->inputs.size(); ++i) {
             const Tensor& input = node->inputs[i];
             if (!input.defined() || !input.requires_grad() || !input_gradients[i].defined()) continue;
-            add_gradient(pending[input.impl_ptr().get()], input_gradients[i], input.impl());
+            add_gradient(pending[input.impl_ptr().get()], std::move(input_gradients[i]), input.impl());
         }
         if (!retain_graph) {
             // Free the closure (and the tensors it saved) and the links to the inputs now, so

@@ -135,24 +135,50 @@ double read_element(const void* base, DType dtype, std::int64_t element) {
     return 0.0;
 }
 
-// Calls visit(storage_offset) for every element of (shape, strides, offset) in logical
-// (row-major) order. The generic strided walk behind copies, conversions and printing.
+// Calls visit(offset_a, offset_b) for every element of `shape` in logical (row-major) order,
+// where offset_a and offset_b are that element's positions (in elements from the storage
+// start) in two layouts of the same shape. The generic strided walk behind copies,
+// conversions and fills; the innermost dimension is a plain loop so it stays fast.
 template <typename Visit>
-void for_each_offset(const Shape& shape, const Shape& strides, std::int64_t offset, Visit&& visit) {
+void for_each_offset_pair(const Shape& shape, const Shape& strides_a, std::int64_t offset_a, const Shape& strides_b,
+                          std::int64_t offset_b, Visit&& visit) {
     std::int64_t count = shape_numel(shape);
     if (count == 0) return;
-    std::vector<std::int64_t> index(shape.size(), 0);
-    std::int64_t position = offset;
-    for (std::int64_t n = 0; n < count; ++n) {
-        visit(position);
-        for (std::size_t d = shape.size(); d-- > 0;) {
+    if (shape.empty()) {
+        visit(offset_a, offset_b);
+        return;
+    }
+    const std::size_t last = shape.size() - 1;
+    const std::int64_t inner = shape[last], inner_a = strides_a[last], inner_b = strides_b[last];
+    std::vector<std::int64_t> index(last, 0);
+    std::int64_t position_a = offset_a, position_b = offset_b;
+    for (std::int64_t row = 0; row < count / inner; ++row) {
+        for (std::int64_t i = 0; i < inner; ++i) visit(position_a + i * inner_a, position_b + i * inner_b);
+        for (std::size_t d = last; d-- > 0;) {  // advance the outer index like an odometer
             if (++index[d] < shape[d]) {
-                position += strides[d];
+                position_a += strides_a[d];
+                position_b += strides_b[d];
                 break;
             }
-            position -= strides[d] * (shape[d] - 1);
+            position_a -= strides_a[d] * (shape[d] - 1);
+            position_b -= strides_b[d] * (shape[d] - 1);
             index[d] = 0;
         }
+    }
+}
+
+template <typename Visit>
+void for_each_offset(const Shape& shape, const Shape& strides, std::int64_t offset, Visit&& visit) {
+    for_each_offset_pair(shape, strides, offset, strides, offset, [&](std::int64_t element, std::int64_t) { visit(element); });
+}
+
+// Calls body(T{}) with the C++ type of dtype.
+template <typename Body>
+void with_element_type(DType dtype, Body&& body) {
+    switch (dtype) {
+        case DType::Float32: body(float{}); return;
+        case DType::Float64: body(double{}); return;
+        case DType::Int64: body(std::int64_t{}); return;
     }
 }
 
@@ -296,32 +322,29 @@ Tensor& Tensor::copy_(const Tensor& source) {
         std::memmove(raw_data(), source.raw_data(), static_cast<std::size_t>(numel()) * element_size(dtype()));
         return *this;
     }
-    // Generic path: gather the source in logical order, then scatter into this view.
-    std::vector<double> values = source.to_double_vector();
-    void* base = impl().storage->data();
-    std::size_t next = 0;
-    DType destination_type = dtype();
-    for_each_offset(shape(), strides(), offset(), [&](std::int64_t element) {
-        double value = values[next++];
-        switch (destination_type) {
-            case DType::Float32: static_cast<float*>(base)[element] = static_cast<float>(value); break;
-            case DType::Float64: static_cast<double*>(base)[element] = value; break;
-            case DType::Int64: static_cast<std::int64_t*>(base)[element] = static_cast<std::int64_t>(value); break;
-        }
+    // Generic path: walk both layouts at once, converting each element.
+    with_element_type(dtype(), [&](auto destination_zero) {
+        using Destination = decltype(destination_zero);
+        with_element_type(source.dtype(), [&](auto source_zero) {
+            using Source = decltype(source_zero);
+            Destination* destination = static_cast<Destination*>(impl().storage->data());
+            const Source* values = static_cast<const Source*>(source.impl().storage->data());
+            for_each_offset_pair(shape(), strides(), offset(), source.strides(), source.offset(),
+                                 [&](std::int64_t to, std::int64_t from) {
+                                     destination[to] = static_cast<Destination>(values[from]);
+                                 });
+        });
     });
     return *this;
 }
 
 Tensor& Tensor::fill_(double value) {
     check_cpu(*this, "Tensor::fill_");
-    void* base = impl().storage->data();
-    DType type = dtype();
-    for_each_offset(shape(), strides(), offset(), [&](std::int64_t element) {
-        switch (type) {
-            case DType::Float32: static_cast<float*>(base)[element] = static_cast<float>(value); break;
-            case DType::Float64: static_cast<double*>(base)[element] = value; break;
-            case DType::Int64: static_cast<std::int64_t*>(base)[element] = static_cast<std::int64_t>(value); break;
-        }
+    with_element_type(dtype(), [&](auto zero) {
+        using T = decltype(zero);
+        T* base = static_cast<T*>(impl().storage->data());
+        const T typed = static_cast<T>(value);
+        for_each_offset(shape(), strides(), offset(), [&](std::int64_t element) { base[element] = typed; });
     });
     return *this;
 }

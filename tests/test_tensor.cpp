@@ -119,6 +119,19 @@ TEST_CASE("the CPU allocator counts bytes in use and the peak") {
     CHECK(allocator.stats().bytes_in_use == before.bytes_in_use);
 }
 
+TEST_CASE("large freed blocks are reused, not fetched from the system again") {
+    Allocator& allocator = cpu_allocator();
+    { Tensor warm = Tensor::empty({3, 1000, 100}); }  // 1.2 MB, now cached
+    AllocatorStats cached = allocator.stats();
+    CHECK(cached.bytes_cached >= 1200000);
+    { Tensor again = Tensor::empty({1000, 300}); }  // same byte count, other shape
+    CHECK(allocator.stats().system_allocations == cached.system_allocations);
+    allocator.empty_cache();
+    CHECK(allocator.stats().bytes_cached == 0);
+    { Tensor fresh = Tensor::empty({1000, 300}); }
+    CHECK(allocator.stats().system_allocations == cached.system_allocations + 1);
+}
+
 TEST_CASE("devices are parsed and queried at run time") {
     CHECK(parse_device("cpu") == Device::cpu());
     CHECK(Device::cuda(1).str() == "cuda:1");

@@ -14,6 +14,8 @@ struct AllocatorStats {
     std::int64_t bytes_in_use = 0;
     std::int64_t peak_bytes_in_use = 0;
     std::int64_t allocation_count = 0;  // allocate() calls since start (or reset_peak)
+    std::int64_t bytes_cached = 0;      // freed blocks kept for reuse (not in use, still reserved)
+    std::int64_t system_allocations = 0;  // blocks obtained from the system (malloc / cudaMalloc)
 };
 
 class Allocator {
@@ -24,9 +26,15 @@ public:
     virtual Device device() const = 0;
     virtual AllocatorStats stats() const = 0;
     virtual void reset_peak() = 0;
+    // Returns cached, unused blocks to the system.
+    virtual void empty_cache() {}
 };
 
 // The allocator for host memory: 64-byte aligned (a cache line, and enough for AVX-512 loads).
+// Large blocks (>= 64 KiB) are cached by size when freed and reused by the next request of the
+// same size: a training step allocates the same activation sizes every step, and fresh memory
+// from the system costs a page fault per 4 KiB on first touch. The cache holds at most
+// CUDAGRAD_CPU_CACHE_MB megabytes (default 4096).
 Allocator& cpu_allocator();
 
 // The allocator tensors on `device` use; throws if the device is not available.
