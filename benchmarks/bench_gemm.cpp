@@ -135,7 +135,8 @@ int main(int argc, char** argv) {
     for (const GemmShape& shape : kShapes) register_case<float>(variant, shape, "float");
   }
   // One double case per variant: FP64 rates are about half of FP32.
-  for (const Variant& variant : variants) register_case<double>(variant, kShapes[std::size(kShapes) - 1], "double");
+  const GemmShape& square = kShapes[std::size(kShapes) - 1];
+  for (const Variant& variant : variants) register_case<double>(variant, square, "double");
 
   benchmark::AddCustomContext("cudagrad_num_threads", std::to_string(cudagrad::cpu::num_threads()));
   benchmark::AddCustomContext("cudagrad_openblas", cudagrad::cpu::openblas_available() ? "yes" : "no");

@@ -10,30 +10,16 @@
 #include <cudagrad/cudagrad.hpp>
 
 #include "catch.hpp"
+#include "test_support.hpp"
 #include "compare.hpp"
 #include "cpu/conv2d.hpp"
 #include "gradcheck.hpp"
 
 using namespace cudagrad;
+using cudagrad::testing::require_error;
 using testing::require_close;
 
 namespace {
-
-// Runs `action`, which must throw a cudagrad::Error whose message contains every fragment.
-template <typename Action>
-void require_error(Action&& action, const std::vector<std::string>& fragments) {
-    try {
-        action();
-        FAIL("expected a cudagrad::Error");
-    } catch (const Error& error) {
-        const std::string message = error.what();
-        INFO("message: " << message);
-        for (const std::string& fragment : fragments) {
-            INFO("expected fragment: " << fragment);
-            CHECK(message.find(fragment) != std::string::npos);
-        }
-    }
-}
 
 Conv2dOptions make_options(std::int64_t stride, std::int64_t padding, std::int64_t dilation = 1,
                            std::int64_t groups = 1) {
@@ -52,7 +38,10 @@ struct ConvCase {
     bool bias = true;
 };
 
-// The awkward shapes every gradient and fast-path test runs over.
+// The awkward shapes every gradient and fast-path test runs over. Between them they take
+// every lowering path of the fast path: output planes of at most 16 pixels (offset table),
+// stride 1 with Q == W (flat shifted copies), other strides (row by row), pointwise, and
+// kernels with taps that only ever see padding.
 std::vector<ConvCase> small_cases() {
     Conv2dOptions asymmetric = make_options(1, 0);
     asymmetric.stride_h = 2;
@@ -71,7 +60,8 @@ std::vector<ConvCase> small_cases() {
         {"1x1 groups 3", 2, 6, 5, 4, 9, 1, 1, make_options(1, 0, 1, 3)},
         {"batch 1, C=7 K=5", 1, 7, 5, 6, 5, 3, 3, make_options(1, 1)},
         {"stride (2,1) pad (1,0) dilation (1,2), 3x2 kernel", 3, 3, 7, 8, 4, 3, 2, asymmetric},
-        {"kernel covers the whole padded input (taps 0 and 4 only see padding)", 2, 2, 3, 3, 3, 5, 5, make_options(1, 1)},
+        {"the same on 5x6: a 3x4 output, lowered through the offset table", 2, 3, 5, 6, 4, 3, 2, asymmetric},
+        {"kernel covers the padded input (taps 0, 4 only see padding)", 2, 2, 3, 3, 3, 5, 5, make_options(1, 1)},
         {"3x3 pad 1 on a 1x1 image (8 of 9 taps only see padding)", 2, 4, 1, 1, 3, 3, 3, make_options(1, 1)},
         {"every tap lands in the padding: y is the bias", 2, 3, 1, 1, 4, 1, 1, make_options(2, 1)},
     };
@@ -350,16 +340,18 @@ TEST_CASE("conv2d rejects bad inputs with messages naming the op and the shapes"
         require_error([&] { conv2d(x, weight, Tensor::zeros({3})); }, {"conv2d", "bias", "[4]", "[3]"});
     }
     SECTION("negative padding, zero stride, zero dilation, zero groups") {
-        require_error([&] { conv2d(x, weight, bias, make_options(1, -1)); }, {"conv2d", "padding", "-1", "[2, 3, 8, 8]"});
+        require_error([&] { conv2d(x, weight, bias, make_options(1, -1)); },
+                      {"conv2d", "padding", "-1", "[2, 3, 8, 8]"});
         require_error([&] { conv2d(x, weight, bias, make_options(0, 1)); }, {"conv2d", "stride", "[4, 3, 3, 3]"});
         require_error([&] { conv2d(x, weight, bias, make_options(1, 1, 0)); }, {"conv2d", "dilation"});
         require_error([&] { conv2d(x, weight, bias, make_options(1, 1, 1, 0)); }, {"conv2d", "groups"});
     }
     SECTION("kernel larger than the padded input") {
-        require_error([&] { conv2d(Tensor::zeros({1, 3, 4, 4}), Tensor::zeros({4, 3, 7, 7}), bias, make_options(1, 1)); },
+        const Tensor small = Tensor::zeros({1, 3, 4, 4});
+        require_error([&] { conv2d(small, Tensor::zeros({4, 3, 7, 7}), bias, make_options(1, 1)); },
                       {"conv2d", "larger than the padded input", "6x6", "[1, 3, 4, 4]", "[4, 3, 7, 7]"});
         // A span of -1 must not round up to one output: 5 taps over 4 pixels with stride 2.
-        require_error([&] { conv2d(Tensor::zeros({1, 3, 4, 4}), Tensor::zeros({4, 3, 5, 5}), bias, make_options(2, 0)); },
+        require_error([&] { conv2d(small, Tensor::zeros({4, 3, 5, 5}), bias, make_options(2, 0)); },
                       {"conv2d", "larger than the padded input", "4x4"});
         // Dilation enlarges the kernel: 3 taps with dilation 4 span 9 pixels.
         require_error([&] { conv2d(x, weight, bias, make_options(1, 0, 4)); }, {"conv2d", "larger"});

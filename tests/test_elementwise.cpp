@@ -13,32 +13,16 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "test_support.hpp"
 #include "compare.hpp"
 #include "cpu/elementwise.hpp"
 #include "gradcheck.hpp"
 
 using namespace cudagrad;
+using cudagrad::testing::require_error;
+using cudagrad::testing::require_gradcheck;
 
 namespace {
-
-// Runs `function`, which must throw a cudagrad::Error whose message contains every fragment.
-void require_error(const std::function<void()>& function, const std::vector<std::string>& fragments) {
-    try {
-        function();
-        FAIL("expected a cudagrad::Error");
-    } catch (const Error& error) {
-        const std::string message = error.what();
-        INFO("message: " << message);
-        for (const std::string& fragment : fragments) CHECK(message.find(fragment) != std::string::npos);
-    }
-}
-
-void require_gradcheck(const testing::TensorFunction& function, const std::vector<Tensor>& inputs) {
-    testing::GradcheckResult result = testing::gradcheck(function, inputs);
-    INFO(result.report);
-    REQUIRE(result.passed);
-    REQUIRE(result.checked > 0);
-}
 
 // Values in +-[0.1, 1]: far enough from relu's kink at 0 for central differences (eps 1e-6).
 Tensor input_away_from_zero(const Shape& shape, Generator& generator) {

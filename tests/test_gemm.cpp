@@ -64,9 +64,10 @@ struct Shape {
   int64_t M, N, K;
 };
 
-// No size is a multiple of any tile (MR = 6 or 14, NR = 4 to 32), every
-// size from {1, 7, 13, 33, 65, 129, 300} appears as M, as N and as K; K=700
-// spans three K blocks, M=300 several MC blocks, N=800 two NC blocks.
+// Every size from {1, 7, 13, 33, 65, 129, 300} appears as M, as N and as K;
+// most leave partial edge tiles for every kernel (MR = 6, 8 or 16, NR = 4 to
+// 16). K=700 spans three K blocks, M=300 several MC blocks, N=800 two NC
+// blocks for the portable kernel.
 const Shape kShapes[] = {{1, 1, 1},     {7, 13, 33},   {13, 7, 1},    {33, 65, 7},   {65, 33, 129},
                          {129, 1, 13},  {1, 129, 65},  {300, 7, 13},  {7, 300, 33},  {13, 33, 300},
                          {129, 65, 7},  {33, 65, 700}, {129, 800, 13}, {300, 33, 65}, {2, 3, 300}};

@@ -21,31 +21,17 @@
 #include <cudagrad/cudagrad.hpp>
 
 #include "catch.hpp"
+#include "test_support.hpp"
 #include "compare.hpp"
 #include "gradcheck.hpp"
 
 namespace {
 
 using namespace cudagrad;
+using cudagrad::testing::require_error;
 using cudagrad::testing::gradcheck;
 using cudagrad::testing::random_input;
 using cudagrad::testing::require_close;
-
-template <typename Function>
-void require_error(Function&& function, const std::vector<std::string>& fragments) {
-    try {
-        function();
-    } catch (const Error& error) {
-        const std::string message = error.what();
-        INFO("message: " << message);
-        for (const std::string& fragment : fragments) {
-            INFO("expected fragment: " << fragment);
-            CHECK(message.find(fragment) != std::string::npos);
-        }
-        return;
-    }
-    FAIL("expected a cudagrad::Error");
-}
 
 Pool2dOptions pool(std::int64_t kernel, std::int64_t stride, std::int64_t padding, bool count_include_pad = true) {
     Pool2dOptions options;

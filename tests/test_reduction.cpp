@@ -12,30 +12,15 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "test_support.hpp"
 #include "compare.hpp"
 #include "gradcheck.hpp"
 
 using namespace cudagrad;
+using cudagrad::testing::require_error;
+using cudagrad::testing::require_gradcheck;
 
 namespace {
-
-void require_error(const std::function<void()>& function, const std::vector<std::string>& fragments) {
-    try {
-        function();
-        FAIL("expected a cudagrad::Error");
-    } catch (const Error& error) {
-        const std::string message = error.what();
-        INFO("message: " << message);
-        for (const std::string& fragment : fragments) CHECK(message.find(fragment) != std::string::npos);
-    }
-}
-
-void require_gradcheck(const testing::TensorFunction& function, const std::vector<Tensor>& inputs) {
-    testing::GradcheckResult result = testing::gradcheck(function, inputs);
-    INFO(result.report);
-    REQUIRE(result.passed);
-    REQUIRE(result.checked > 0);
-}
 
 // Plain-loop sum over `dimension` of a contiguous tensor, in double, shaped with keepdim.
 std::vector<double> reference_sum(const Tensor& x, std::size_t dimension) {

@@ -44,7 +44,7 @@ const std::string fashion_mnist = "/usr/share/datasets/fashion-mnist";
 // A quick recipe: ResNet-18 (same code path as ResNet-50), 64 training and 32 test images.
 std::string tiny_training(const fs::path& output, int epochs) {
     return "train --depth 18 --epochs " + std::to_string(epochs) +
-           " --batch-size 16 --train-subset 64 --test-subset 32 --lr 0.05 --threads 2 --workers 2 --seed 5 --output " +
+           " --batch-size 16 --train-subset 64 --test-subset 32 --lr 0.05 --warmup 0.3 --threads 2 --workers 2 --seed 5 --output " +
            output.string();
 }
 
@@ -103,7 +103,8 @@ TEST_CASE("training writes metrics, curves and checkpoints, and resume is bit-id
     }
     CHECK(lines == 2);
 
-    Run first = run(tiny_training(resumed, 1));
+    // Interrupted after the first of two epochs, then resumed with the same flags.
+    Run first = run(tiny_training(resumed, 2) + " --stop-after 1");
     REQUIRE(first.status == 0);
     Run second = run(tiny_training(resumed, 2) + " --resume " + (resumed / "last.safetensors").string());
     INFO(second.output);

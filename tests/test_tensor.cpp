@@ -6,24 +6,12 @@
 #include <cudagrad/cudagrad.hpp>
 
 #include "catch.hpp"
+#include "test_support.hpp"
 
 using namespace cudagrad;
+using cudagrad::testing::require_error;
 
 namespace {
-// Runs `action`, which must throw a cudagrad::Error whose message contains every fragment.
-template <typename Action>
-void require_error(Action&& action, std::initializer_list<const char*> fragments) {
-    try {
-        action();
-    } catch (const Error& error) {
-        std::string message = error.what();
-        INFO(message);
-        for (const char* fragment : fragments) CHECK(message.find(fragment) != std::string::npos);
-        return;
-    }
-    FAIL("expected a cudagrad::Error");
-}
-
 Tensor arange(std::int64_t count, const Shape& shape) {
     std::vector<float> values(static_cast<std::size_t>(count));
     for (std::int64_t i = 0; i < count; ++i) values[static_cast<std::size_t>(i)] = static_cast<float>(i);

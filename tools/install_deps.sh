@@ -3,13 +3,16 @@
 # Idempotent: it skips apt entirely when everything is already there. The CUDA toolkit and
 # cuDNN come with the machine image (/usr/local/cuda); without them the CPU backend builds alone.
 #
-#   build:     cmake g++ make zlib1g-dev libopenblas-dev libstb-dev
-#   tests:     catch2, python3-torch + python3-torchvision (the ResNet-50 parity test runs
-#              torchvision beside our build), dataset-fashion-mnist (the example's tests)
-#   benchmarks: libbenchmark-dev
+#   tools/install_deps.sh train   what building the library and training need: cmake, g++,
+#                                  zlib1g-dev, libopenblas-dev, libstb-dev, dataset-fashion-mnist
+#   tools/install_deps.sh          all of that, plus what the tests and benchmarks need: catch2,
+#                                  libbenchmark-dev, python3-torch + python3-torchvision (the
+#                                  ResNet-50 parity test runs torchvision beside our build)
 set -euo pipefail
-packages=(cmake g++ make zlib1g-dev libopenblas-dev libstb-dev catch2 libbenchmark-dev
-          python3-torch python3-torchvision python3-numpy dataset-fashion-mnist)
+packages=(cmake g++ make zlib1g-dev libopenblas-dev libstb-dev dataset-fashion-mnist)
+if [[ "${1:-all}" != "train" ]]; then
+  packages+=(catch2 libbenchmark-dev python3-torch python3-torchvision python3-numpy)
+fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

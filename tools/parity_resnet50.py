@@ -12,8 +12,9 @@ ctest runs it as `resnet50_parity` (tests/parity/CMakeLists.txt). What it does:
   2. writes the weights with tools/convert_torchvision.py and an input (2, 3, 64, 64) with
      labels (tools/make_fixtures.py's safetensors_bytes);
   3. computes PyTorch's answers twice, in float32 and in float64 from the same (float32) values:
-     eval-mode logits; train-mode logits, cross-entropy loss (label smoothing 0.1), every
-     parameter's gradient and the updated batch-norm buffers; then one SGD step (lr 0.1,
+     in eval mode and then in train mode, the logits, the cross-entropy loss (label smoothing
+     0.1) and every parameter's gradient; the batch-norm buffers after the train-mode pass; then
+     one SGD step from the train-mode gradients (lr 0.1,
      momentum 0.9, Nesterov, weight decay 1e-4 on conv and linear weights and none on batch-norm
      parameters and biases, as `resnet50 train` groups them) and the new weights;
   4. runs `resnet50 infer` on the weights and input and compares its logits with PyTorch's;
@@ -68,22 +69,20 @@ def parameter_groups(model):
 
 
 def reference_answers(model, images, labels, prefix, torch):
-    """PyTorch's eval logits, train-mode step and SGD step, as {prefix + key: tensor}."""
-    functional = torch.nn.functional
+    """PyTorch's eval- and train-mode logits, losses and gradients, the batch-norm buffers after
+    the train-mode pass, and the weights after one SGD step, as {prefix + key: tensor}."""
     answers = {}
-    model.eval()
-    with torch.no_grad():
-        answers[prefix + "eval_logits"] = model(images)
-    model.train()
-    model.zero_grad(set_to_none=True)
-    logits = model(images)
-    loss = functional.cross_entropy(logits, labels, label_smoothing=LABEL_SMOOTHING)
-    loss.backward()
-    answers[prefix + "train_logits"] = logits.detach()
-    answers[prefix + "loss"] = loss.detach().reshape(1)
-    for name, parameter in model.named_parameters():
-        answers[prefix + "grad." + name] = parameter.grad.clone()
-    for name, buffer in model.named_buffers():
+    for mode in ("eval", "train"):
+        model.train(mode == "train")
+        model.zero_grad(set_to_none=True)
+        logits = model(images)
+        loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=LABEL_SMOOTHING)
+        loss.backward()
+        answers[prefix + mode + "_logits"] = logits.detach()
+        answers[prefix + mode + "_loss"] = loss.detach().reshape(1)
+        for name, parameter in model.named_parameters():
+            answers[prefix + mode + "_grad." + name] = parameter.grad.clone()
+    for name, buffer in model.named_buffers():  # after the train-mode forward
         answers[prefix + "buffer." + name] = buffer.clone()
     optimizer = torch.optim.SGD(parameter_groups(model), foreach=False, **SGD_SETTINGS)
     optimizer.step()

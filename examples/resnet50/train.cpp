@@ -30,9 +30,9 @@ Flags train_flags() {
     flags.add("dataset", "fashion-mnist", "fashion-mnist, or the root of an image folder (root/<class>/*.jpg|png, or root/train + root/val)");
     flags.add("data-dir", data::default_fashion_mnist_root(), "where the Fashion-MNIST IDX files are");
     flags.add("depth", "50", "ResNet depth: 18, 34, 50, 101 or 152");
-    flags.add("epochs", "auto", "epochs to train (auto: 1 on the CPU, 12 on a GPU)");
-    flags.add("batch-size", "auto", "images per step (auto: 32 on the CPU, 256 on a GPU)");
-    flags.add("lr", "auto", "peak learning rate (auto: 0.05 for batch 32 on the CPU, 0.1 for batch 256)");
+    flags.add("epochs", "auto", "epochs to train (auto: 2 on the CPU, 12 on a GPU)");
+    flags.add("batch-size", "auto", "images per step (auto: 64 on the CPU, 256 on a GPU)");
+    flags.add("lr", "auto", "peak learning rate (auto: 0.05 for batch 64 on the CPU, 0.1 for batch 256 on a GPU)");
     flags.add("momentum", "0.9", "SGD momentum");
     flags.add_switch("nesterov", "use Nesterov momentum (on in the default recipe; --nesterov=false turns it off)");
     flags.add("weight-decay", "5e-4", "weight decay on conv and linear weights (not on batch norm or biases)");
@@ -43,8 +43,8 @@ Flags train_flags() {
     flags.add("label-smoothing", "0", "label smoothing in the cross-entropy");
     flags.add("image-size", "auto", "input size in pixels (auto: 28 for Fashion-MNIST, 224 for folders)");
     flags.add("stem", "auto", "small (3x3/1 conv, no max-pool, for 28-64 px) or standard (7x7/2 + max-pool); auto: standard on the CPU, small on a GPU");
-    flags.add("zero-init-residual", "false", "start the last batch norm of each block at zero (true/false)");
-    flags.add("train-subset", "auto", "train on this many images (a seeded random subset; auto: 20000 on the CPU, all on a GPU; 0: all)");
+    flags.add("zero-init-residual", "auto", "start the last batch norm of each block at zero: true or false (auto: true on the CPU, false on a GPU)");
+    flags.add("train-subset", "auto", "train on this many images (a seeded random subset; auto: 40000 on the CPU, all on a GPU; 0: all)");
     flags.add("test-subset", "0", "evaluate on this many test images (0: all)");
     flags.add("seed", "0", "seed for the weights, the data order and the augmentation");
     flags.add("device", "auto", "auto, cpu or cuda");
@@ -55,6 +55,7 @@ Flags train_flags() {
     flags.add("resume", "", "continue from this checkpoint (normally OUTPUT/last.safetensors)");
     flags.add_switch("skip-bad-images", "skip unreadable images (counted) instead of stopping");
     flags.add("max-steps", "0", "stop each epoch after this many steps (0: no limit; for quick checks)");
+    flags.add("stop-after", "0", "stop after this many epochs as if interrupted, keeping the schedule of --epochs (0: run all; for testing --resume)");
     return flags;
 }
 
@@ -89,17 +90,22 @@ std::string join_numbers(const std::vector<double>& values) {
     return text.str();
 }
 
-// Resolves the "auto" defaults for the device: the full recipe on a GPU, a 15-minute one on the CPU.
+// Resolves the "auto" defaults for the device: the full recipe on a GPU (ANCHORS.md: small
+// stem, batch 256, 12 epochs); on a 2-core CPU a recipe that fits the README's 15 minutes:
+// the standard stem (the 28 px image is 7x7 after it, 16x less work than the small stem),
+// batch 64, 2 epochs over a 40,000-image subset, zero-initialised residual branches for a
+// stable start. It reached 85.8% test top-1 on a 2-core machine (README).
 void resolve_defaults(Flags& flags, std::vector<std::string>& arguments, bool gpu) {
     auto set = [&](const std::string& name, const std::string& value) {
         if (flags.text(name) == "auto") arguments.push_back("--" + name + "=" + value);
     };
-    set("epochs", gpu ? "12" : "1");
-    set("batch-size", gpu ? "256" : "32");
+    set("epochs", gpu ? "12" : "2");
+    set("batch-size", gpu ? "256" : "64");
     set("lr", gpu ? "0.1" : "0.05");
     set("stem", gpu ? "small" : "standard");
     set("image-size", flags.text("dataset") == "fashion-mnist" ? "28" : "224");
-    set("train-subset", gpu ? "0" : "20000");
+    set("train-subset", gpu ? "0" : "40000");
+    set("zero-init-residual", gpu ? "false" : "true");
     if (!flags.given("nesterov")) arguments.push_back("--nesterov");
     flags.parse(arguments);
 }
@@ -148,6 +154,8 @@ int run_train(std::vector<std::string> arguments) {
     check(config.small_stem || flags.text("stem") == "standard", "train", "--stem must be small or standard, got '",
           flags.text("stem"), "'");
     config.zero_init_residual = flags.text("zero-init-residual") == "true";
+    check(config.zero_init_residual || flags.text("zero-init-residual") == "false", "train",
+          "--zero-init-residual must be true or false, got '", flags.text("zero-init-residual"), "'");
     config.seed = seed;
     nn::ResNet model(config);
 
@@ -207,7 +215,8 @@ int run_train(std::vector<std::string> arguments) {
                  sgd_options.nesterov ? " (nesterov)" : "", sgd_options.weight_decay, schedule->describe().c_str());
 
     const double label_smoothing = flags.number("label-smoothing");
-    for (std::int64_t epoch = info.epoch; epoch < epochs; ++epoch) {
+    const std::int64_t last_epoch = flags.integer("stop-after") > 0 ? std::min(epochs, flags.integer("stop-after")) : epochs;
+    for (std::int64_t epoch = info.epoch; epoch < last_epoch; ++epoch) {
         auto epoch_start = std::chrono::steady_clock::now();
         model.train();
         train_loader.start_epoch(epoch);

@@ -209,7 +209,13 @@ struct Lowering {
     std::int64_t rows = 0;      // rows of col: C/groups * live taps
     bool all_live = true;
     std::int64_t images_per_chunk = 1;
+    // Small output planes only: for each live tap and output pixel, the offset in the input
+    // plane of the pixel it reads, or -1 for padding (see lower_plane).
+    std::vector<std::int64_t> offsets;
 };
+
+// Output planes up to this size (4x4) are lowered through Lowering::offsets.
+constexpr std::int64_t kSmallPlane = 16;
 
 Lowering plan_lowering(const ConvGeometry& g, std::int64_t element_bytes) {
     Lowering lowering;
@@ -228,6 +234,15 @@ Lowering plan_lowering(const ConvGeometry& g, std::int64_t element_bytes) {
             }
         }
     lowering.rows = g.in_channels_per_group() * static_cast<std::int64_t>(lowering.taps.size());
+    if (g.out_plane() <= kSmallPlane) {
+        for (const TapPlan& tap : lowering.taps)
+            for (std::int64_t p = 0; p < g.out_height; ++p)
+                for (std::int64_t q = 0; q < g.out_width; ++q) {
+                    const std::int64_t h = tap.h0 + p * g.stride_height, w = tap.w0 + q * g.stride_width;
+                    const bool real = h >= 0 && h < g.in_height && w >= 0 && w < g.in_width;
+                    lowering.offsets.push_back(real ? h * g.in_width + w : -1);
+                }
+    }
     // As many images per GEMM as fit under the workspace limit (col plus the GEMM's output),
     // evened out so that 32 images with room for 20 become two chunks of 16, not 20 + 12.
     const std::int64_t bytes_per_image = (lowering.rows + g.out_channels_per_group()) * g.out_plane() * element_bytes;
@@ -254,15 +269,31 @@ void zero_wrapped_columns(T* row, Range ps, Range qs, std::int64_t Q) {
 // a tap holds, for every output pixel (p, q), the input value that tap reads:
 //   im2col: row[p*Q + q] = plane[h*W + w]   (0 where (h, w) is padding)
 //   col2im: plane[h*W + w] += row[p*Q + q]  (the transpose: dcol back into dx)
-// Row by row that is a loop of Q elements per output row: 8 for ResNet's small layers, where
-// loop overhead would rival the copying. With stride 1 and Q == W (a "same" convolution, most
-// 3x3 layers) a tap is instead one shifted copy, row[i] = plane[i + h0*W + w0] over a single
-// flat range, except the few elements where a row wraps into its neighbour: their column is
-// padding, so they are zeroed (im2col), or zeroed in dcol before a flat add (col2im; adding
-// +0 leaves dx exact).
+// with h = h0 + p*stride_h, w = w0 + q*stride_w. Three ways to walk it, the first that fits:
+// * output planes of at most kSmallPlane pixels: element by element through the offset table,
+//   since loops over rows of 2 or 4 pixels would cost more in overhead than in copying;
+// * stride 1 and Q == W (a "same" convolution, most 3x3 layers): a tap is one shifted copy,
+//   row[i] = plane[i + h0*W + w0] over a single flat range, except the few elements where a
+//   row wraps into its neighbour: their column is padding, so they are zeroed (im2col), or
+//   zeroed in dcol before a flat add (col2im; adding +0 leaves dx exact);
+// * otherwise row by row: a contiguous (stride 1) or strided loop over the valid columns.
 template <typename T, bool ToColumns>
 void lower_plane(const ConvGeometry& g, const Lowering& lowering, T* plane, T* rows, std::int64_t row_stride) {
     const std::int64_t P = g.out_height, Q = g.out_width, W = g.in_width;
+    if (!lowering.offsets.empty()) {
+        const std::int64_t* offsets = lowering.offsets.data();
+        for (std::size_t tap = 0; tap < lowering.taps.size(); ++tap, offsets += P * Q) {
+            T* row = rows + static_cast<std::int64_t>(tap) * row_stride;
+            for (std::int64_t i = 0; i < P * Q; ++i) {
+                if constexpr (ToColumns) {
+                    row[i] = offsets[i] >= 0 ? plane[offsets[i]] : T(0);
+                } else if (offsets[i] >= 0) {
+                    plane[offsets[i]] += row[i];
+                }
+            }
+        }
+        return;
+    }
     const bool flat = g.stride_height == 1 && g.stride_width == 1 && Q == W;
     for (std::size_t tap = 0; tap < lowering.taps.size(); ++tap) {
         T* row = rows + static_cast<std::int64_t>(tap) * row_stride;
@@ -306,21 +337,19 @@ void lower_plane(const ConvGeometry& g, const Lowering& lowering, T* plane, T* r
     }
 }
 
-// col (rows, images*P*Q columns) <-> channels of `group` in images [first, first + images)
-// of x / dx. col2im overwrites those dx planes.
-template <typename T, bool ToColumns>
-void lower(const ConvGeometry& g, const Lowering& lowering, T* tensor, std::int64_t group, std::int64_t first,
-           std::int64_t images, T* col) {
-    const std::int64_t channels = g.in_channels_per_group();
-    const std::int64_t taps = static_cast<std::int64_t>(lowering.taps.size()), columns = images * g.out_plane();
-    parallel_for(0, channels * images, grain_for(taps * g.out_plane()), [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t item = lo; item < hi; ++item) {
-            const std::int64_t c = item / images, image = item % images;
-            T* plane = tensor + ((first + image) * g.in_channels + group * channels + c) * g.in_plane();
-            if constexpr (!ToColumns) std::fill(plane, plane + g.in_plane(), T(0));
-            lower_plane<T, ToColumns>(g, lowering, plane, col + c * taps * columns + image * g.out_plane(), columns);
+// Calls body(outer, inner) for the pairs numbered outer*inner_count + inner in [lo, hi),
+// stepping through them rather than dividing per pair: with ResNet's 1x1 layer4 planes a
+// division would cost more than the copy it addresses.
+template <typename Body>
+void for_each_pair(std::int64_t lo, std::int64_t hi, std::int64_t inner_count, Body&& body) {
+    std::int64_t outer = lo / inner_count, inner = lo % inner_count;
+    for (std::int64_t item = lo; item < hi; ++item) {
+        body(outer, inner);
+        if (++inner == inner_count) {
+            inner = 0;
+            ++outer;
         }
-    });
+    }
 }
 
 // Between a tensor (N, channels_total, plane) and a matrix (channels, images*plane) holding
@@ -329,18 +358,43 @@ void lower(const ConvGeometry& g, const Lowering& lowering, T* tensor, std::int6
 template <typename T, bool Gather>
 void move_planes(T* tensor, std::int64_t channels_total, std::int64_t first_channel, std::int64_t channels,
                  std::int64_t plane, std::int64_t first, std::int64_t images, T* matrix, const T* bias) {
-    parallel_for(0, channels * images, grain_for(plane), [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t item = lo; item < hi; ++item) {
-            const std::int64_t c = item / images, image = item % images;
+    // Image by image, so the tensor side is walked in memory order: for 1x1 planes this is a
+    // transpose, and the other order would write every element to a different cache line.
+    parallel_for(0, images * channels, grain_for(plane), [&](std::int64_t lo, std::int64_t hi) {
+        for_each_pair(lo, hi, channels, [&](std::int64_t image, std::int64_t c) {
             T* in_tensor = tensor + ((first + image) * channels_total + first_channel + c) * plane;
             T* in_matrix = matrix + (c * images + image) * plane;
-            if constexpr (Gather) {
+            const T offset = !Gather && bias ? bias[first_channel + c] : T(0);
+            if (plane == 1) {  // spare a loop (or a library call) per element
+                if constexpr (Gather) in_matrix[0] = in_tensor[0];
+                else in_tensor[0] = in_matrix[0] + offset;
+            } else if constexpr (Gather) {
                 std::copy(in_tensor, in_tensor + plane, in_matrix);
             } else {
-                const T offset = bias ? bias[first_channel + c] : T(0);
                 for (std::int64_t i = 0; i < plane; ++i) in_tensor[i] = in_matrix[i] + offset;
             }
-        }
+        });
+    });
+}
+
+// col (rows, images*P*Q columns) <-> channels of `group` in images [first, first + images)
+// of x / dx. col2im overwrites those dx planes. For a pointwise convolution col holds the
+// planes themselves, side by side.
+template <typename T, bool ToColumns>
+void lower(const ConvGeometry& g, const Lowering& lowering, T* tensor, std::int64_t group, std::int64_t first,
+           std::int64_t images, T* col) {
+    const std::int64_t channels = g.in_channels_per_group();
+    if (g.is_pointwise()) {
+        return move_planes<T, ToColumns>(tensor, g.in_channels, group * channels, channels, g.in_plane(), first,
+                                         images, col, nullptr);
+    }
+    const std::int64_t taps = static_cast<std::int64_t>(lowering.taps.size()), columns = images * g.out_plane();
+    parallel_for(0, channels * images, grain_for(taps * g.out_plane()), [&](std::int64_t lo, std::int64_t hi) {
+        for_each_pair(lo, hi, images, [&](std::int64_t c, std::int64_t image) {
+            T* plane = tensor + ((first + image) * g.in_channels + group * channels + c) * g.in_plane();
+            if constexpr (!ToColumns) std::fill(plane, plane + g.in_plane(), T(0));
+            lower_plane<T, ToColumns>(g, lowering, plane, col + c * taps * columns + image * g.out_plane(), columns);
+        });
     });
 }
 
@@ -379,7 +433,8 @@ void move_live_taps(const ConvGeometry& g, const Lowering& lowering, T* full, T*
     std::vector<std::int64_t> index;
     for (const TapPlan& tap : lowering.taps) index.push_back(tap.kernel_index);
     const std::int64_t taps = static_cast<std::int64_t>(index.size());
-    parallel_for(0, g.out_channels * g.in_channels_per_group(), grain_for(kernel), [&](std::int64_t lo, std::int64_t hi) {
+    const std::int64_t weight_rows = g.out_channels * g.in_channels_per_group();
+    parallel_for(0, weight_rows, grain_for(kernel), [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t row = lo; row < hi; ++row) {
             T* full_row = full + row * kernel;
             T* compact_row = compact + row * taps;
@@ -410,7 +465,9 @@ void conv2d_forward_im2col(const ConvGeometry& g, const T* x, const T* weight, c
     const Lowering lowering = plan_lowering(g, sizeof(T));
     const std::int64_t out_per_group = g.out_channels_per_group(), rows = lowering.rows, plane = g.out_plane();
     if (rows == 0) {  // every tap reads padding (e.g. 1x1 kernel, stride 2, padding 1 on a 1x1 image)
-        for (std::int64_t i = 0; i < g.batch * g.out_channels * plane; ++i) y[i] = bias ? bias[i / plane % g.out_channels] : T(0);
+        for (std::int64_t i = 0; i < g.batch * g.out_channels * plane; ++i) {
+            y[i] = bias ? bias[i / plane % g.out_channels] : T(0);
+        }
         return;
     }
     const T* weights = live_weights(g, lowering, weight);
@@ -422,8 +479,8 @@ void conv2d_forward_im2col(const ConvGeometry& g, const T* x, const T* weight, c
             // images, so the product lands in scratch and is scattered into y.
             T* product = images == 1 ? y + (first * g.out_channels + group * out_per_group) * plane
                                      : scratch<T>(kOutputs, out_per_group * columns);
-            gemm(Transpose::No, Transpose::No, out_per_group, columns, rows, T(1), weights + group * out_per_group * rows,
-                 rows, col, columns, T(0), product, columns);
+            gemm(Transpose::No, Transpose::No, out_per_group, columns, rows, T(1),
+                 weights + group * out_per_group * rows, rows, col, columns, T(0), product, columns);
             if (images > 1 || bias) {
                 move_planes<T, false>(y, g.out_channels, group * out_per_group, out_per_group, plane, first, images,
                                       product, bias);

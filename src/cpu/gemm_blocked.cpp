@@ -22,8 +22,8 @@
 // where transposes and leading dimensions are handled, so each micro-kernel
 // exists only once; partial edge tiles run the kernel on a scratch tile.
 //
-// Micro-kernels (gemm_microkernel.hpp): portable 6 x 8 (plain C++ that GCC
-// vectorises for SSE2, below), AVX2+FMA 6 x 16 and AVX-512 14 x 32 floats
+// Micro-kernels (gemm_microkernel.hpp): portable 6 x 8 floats (plain C++
+// that GCC vectorises for SSE2, below), AVX2+FMA 6 x 16 and AVX-512 16 x 16
 // (gemm_microkernel_avx2.cpp, gemm_microkernel_avx512.cpp, compiled with
 // target attributes). gemm_kernel() picks the best one the CPU has; this
 // file is templated on the kernel's shape, so the packing follows its MR/NR.
@@ -31,18 +31,21 @@
 // Napkin math (float, 2.1 GHz Xeon core; double halves the FLOP rates):
 //   * Work 2*M*N*K FLOP; minimum traffic 4*(M*K + K*N + 2*M*N) bytes. For
 //     512^3: 268 MFLOP over 4 MB, 64 FLOP/byte: compute bound once blocked.
-//   * Kernel ceilings per core: portable ~25 GFLOP/s (SSE2 mulps + addps),
-//     AVX2 ~67 (two 8-wide FMA ports), AVX-512 ~134 (two 16-wide FMA ports).
+//   * Kernel ceilings per core at base clock: portable ~25 GFLOP/s (SSE2
+//     mulps + addps), AVX2 ~67 (two 8-wide FMA ports), AVX-512 ~134 (two
+//     16-wide FMA ports); turbo lifts the measured rates above these.
 //   * Cache fit (AVX-512 float; L1d 48 KB, L2 2 MB per core): the A
-//     micro-panel MR x KC = 14*320*4 B = 18 KB stays in L1 while the jr loop
-//     streams the B panel KC x NC = 320*2048*4 B = 2.6 MB past it, mostly
-//     from L2 (the hardware prefetcher keeps up: each B micro-panel is read
-//     once per 28 FMAs per k step). Each MR x NR tile of C is loaded and
-//     stored once per kc block, so deep kc amortises the C traffic: we cut K
-//     into equal blocks of at most KC rather than KC, KC, ..., remainder.
-//     The loop order puts the broadcast operand (A) in L1 and the vector
-//     operand (B) in L2, as BLIS does for its column-major kernels.
-//
+//     micro-panel MR x KC = 16*256*4 B = 16 KB stays in L1 while the jr loop
+//     streams the B panel KC x NC = 256*1024*4 B = 1 MB past it from L2.
+//     Each MR x NR tile of C is loaded and stored once per K block, so deep
+//     blocks amortise the C traffic: K is cut into equal blocks of at most
+//     KC rather than KC, KC, ..., remainder. The loop order puts the
+//     broadcast operand (A) in L1 and the vector operand (B) in L2, as BLIS
+//     does for its column-major kernels.
+//   * Packing is O(M*K + K*N) copies against O(M*N*K) FMAs, but skinny
+//     products (N = 49 in ResNet's last stage) use each packed A element only
+//     a few times, so the transposing copies are vectorised too.
+
 // Threads: C is cut into num_threads() slabs along its longer side (whole
 // MR/NR tiles) and each slab runs the loops above on its own thread with its
 // own pack buffers. A slab re-packs the operand it shares with the others;
@@ -105,7 +108,8 @@ void pack_rows_transposed(const float* x, int64_t ld, int64_t kc, float* packed)
     for (int64_t k = 0; k < k_vector_end; k += 4) {
       const __m128 r0 = _mm_loadu_ps(x0 + k), r1 = _mm_loadu_ps(x1 + k);
       const __m128 r2 = _mm_loadu_ps(x2 + k), r3 = _mm_loadu_ps(x3 + k);
-      const __m128 r01_lo = _mm_unpacklo_ps(r0, r1), r01_hi = _mm_unpackhi_ps(r0, r1);  // (r0 r1) x k0-1, k2-3
+      // (r0 r1) interleaved for k0-1 and k2-3, then (r2 r3) likewise.
+      const __m128 r01_lo = _mm_unpacklo_ps(r0, r1), r01_hi = _mm_unpackhi_ps(r0, r1);
       const __m128 r23_lo = _mm_unpacklo_ps(r2, r3), r23_hi = _mm_unpackhi_ps(r2, r3);
       float* out = packed + k * W + w;
       _mm_storeu_ps(out + 0 * W, _mm_movelh_ps(r01_lo, r23_lo));  // k0: r0 r1 r2 r3
@@ -159,32 +163,45 @@ void pack_rows_transposed(const double* x, int64_t ld, int64_t kc, double* packe
 // panel goes element by element.
 template <int W, typename T>
 void pack_panels(MatrixView<T> x, int64_t width, int64_t kc, T* packed) {
-  for (int64_t w0 = 0; w0 < width; w0 += W, packed += W * kc) {
-    const int64_t rows = std::min<int64_t>(W, width - w0);
-    if (rows == W && x.col_stride == 1) {  // rows contiguous along k: transpose
-      pack_rows_transposed<W>(&x(w0, 0), x.row_stride, kc, packed);
-    } else if (rows == W && x.row_stride == 1) {  // columns contiguous along w: copy
-      for (int64_t k = 0; k < kc; ++k) {
-        const T* column = &x(w0, k);
-        for (int w = 0; w < W; ++w) packed[k * W + w] = column[w];
-      }
-    } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        for (int64_t w = 0; w < W; ++w) packed[k * W + w] = (w < rows) ? x(w0 + w, k) : T(0);
+  const int64_t full_panels = width / W;
+  if (x.col_stride == 1) {  // rows contiguous along k: transpose each panel
+    for (int64_t p = 0; p < full_panels; ++p) {
+      pack_rows_transposed<W>(&x(p * W, 0), x.row_stride, kc, packed + p * W * kc);
+    }
+  } else {  // x.row_stride == 1, columns contiguous along w: plain copies
+    // Eight columns k at a time across all panels: x is read as eight
+    // sequential streams and each panel receives 8 * W contiguous values.
+    // Walking down one panel at a time (all k) jumps a row of the source
+    // matrix per step, which the prefetchers cannot follow; one column k
+    // across all panels scatters single W-vectors at a stride of W * kc that
+    // thrashes L1 sets (measured on 64 x 3136 x 576: packing took 40% and
+    // 35% of the GEMM, respectively).
+    constexpr int64_t k_chunk = 8;
+    for (int64_t k0 = 0; k0 < kc; k0 += k_chunk) {
+      const int64_t k_end = std::min(kc, k0 + k_chunk);
+      for (int64_t p = 0; p < full_panels; ++p) {
+        for (int64_t k = k0; k < k_end; ++k) {
+          std::memcpy(packed + p * W * kc + k * W, &x(p * W, k), W * sizeof(T));  // fixed size: inlined
+        }
       }
     }
+  }
+  const int64_t rows = width - full_panels * W;
+  if (rows == 0) return;
+  const int64_t w0 = full_panels * W;
+  packed += full_panels * W * kc;
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int64_t w = 0; w < W; ++w) packed[k * W + w] = (w < rows) ? x(w0 + w, k) : T(0);
   }
 }
 
 // The portable micro-kernel (contract: gemm_microkernel.hpp). Written as
 // plain loops over compile-time bounds: GCC -O3 unrolls them, keeps acc in
 // registers and turns the j loop into SSE mulps/addps. The sum over k stays
-// in order (no -ffast-math), so it is IEEE exact and deterministic. Two
-// details matter a lot for GCC 12 (measured, float):
-//   * b_row is copied into a local array first; reading b_panel directly,
-//     GCC vectorised across i with shuffles instead: ~13x slower.
-//   * The result goes to a small array before C: indexing C from inside the
-//     k loop's nest pushes acc out of registers: ~2x slower.
+// in order (no -ffast-math), so it is IEEE exact and deterministic. One
+// detail matters a lot for GCC 12 (measured, float): b_row is copied into a
+// local array first; reading b_panel directly, GCC vectorised across i with
+// shuffles instead: ~13x slower.
 template <typename T>
 void micro_kernel_portable(int64_t kc, const T* __restrict a_panel, const T* __restrict b_panel,
                            T* __restrict c, int64_t ldc, T alpha, T beta) {
@@ -199,16 +216,12 @@ void micro_kernel_portable(int64_t kc, const T* __restrict a_panel, const T* __r
       for (int j = 0; j < NR; ++j) acc[i][j] += a_ik * b_row[j];
     }
   }
-  T result[MR][NR];
-  for (int i = 0; i < MR; ++i) {
-    for (int j = 0; j < NR; ++j) result[i][j] = acc[i][j];
-  }
   for (int i = 0; i < MR; ++i) {
     T* c_row = c + i * ldc;
     if (beta == T(0)) {  // BLAS rule: C is not read, NaN in it cannot leak out
-      for (int j = 0; j < NR; ++j) c_row[j] = alpha * result[i][j];
+      for (int j = 0; j < NR; ++j) c_row[j] = alpha * acc[i][j];
     } else {
-      for (int j = 0; j < NR; ++j) c_row[j] = alpha * result[i][j] + beta * c_row[j];
+      for (int j = 0; j < NR; ++j) c_row[j] = alpha * acc[i][j] + beta * c_row[j];
     }
   }
 }
@@ -303,8 +316,8 @@ void gemm_slab(int64_t m, int64_t n, int64_t K, T alpha, MatrixView<T> a, Matrix
 
 // The whole product with one kernel: split C into per-thread slabs.
 template <typename T, typename Kernel>
-void gemm_with_kernel(int64_t M, int64_t N, int64_t K, T alpha, MatrixView<T> a, MatrixView<T> b, T beta, T* C,
-                      int64_t ldc) {
+void gemm_with_kernel(int64_t M, int64_t N, int64_t K, T alpha, MatrixView<T> a, MatrixView<T> b, T beta,
+                      T* C, int64_t ldc) {
   // Split C along its longer side, in whole register tiles, so that skinny
   // shapes such as M=64, N=3136 (a ResNet conv) still use every thread.
   const bool split_rows = M > N;
@@ -348,9 +361,12 @@ void gemm_blocked(Transpose ta, Transpose tb, int64_t M, int64_t N, int64_t K, T
   const MatrixView<T> a = op_view(A, lda, ta);
   const MatrixView<T> b = op_view(B, ldb, tb);
   switch (gemm_kernel()) {
-    case GemmKernel::Portable: return gemm_with_kernel<T, PortableKernel<T>>(M, N, K, alpha, a, b, beta, C, ldc);
-    case GemmKernel::Avx2: return gemm_with_kernel<T, Avx2Kernel<T>>(M, N, K, alpha, a, b, beta, C, ldc);
-    case GemmKernel::Avx512: return gemm_with_kernel<T, Avx512Kernel<T>>(M, N, K, alpha, a, b, beta, C, ldc);
+    case GemmKernel::Portable:
+      return gemm_with_kernel<T, PortableKernel<T>>(M, N, K, alpha, a, b, beta, C, ldc);
+    case GemmKernel::Avx2:
+      return gemm_with_kernel<T, Avx2Kernel<T>>(M, N, K, alpha, a, b, beta, C, ldc);
+    case GemmKernel::Avx512:
+      return gemm_with_kernel<T, Avx512Kernel<T>>(M, N, K, alpha, a, b, beta, C, ldc);
   }
 }
 

@@ -16,11 +16,11 @@
 // running the kernel on a full-size scratch tile.
 //
 // The kernels (the napkin math for each is at its definition):
-//   portable  MR x NR =  6 x 8 float,  6 x 4 double  plain C++, SSE2   (gemm_blocked.cpp)
-//   avx2      MR x NR =  6 x 16 float, 6 x 8 double  AVX2 + FMA        (gemm_microkernel_avx2.cpp)
-//   avx512    MR x NR = 14 x 32 float, 14 x 16 double AVX-512F         (gemm_microkernel_avx512.cpp)
+//   portable  MR x NR =  6 x 8 float,  6 x 4 double  plain C++, SSE2  (gemm_blocked.cpp)
+//   avx2      MR x NR =  6 x 16 float, 6 x 8 double  AVX2 + FMA       (gemm_microkernel_avx2.cpp)
+//   avx512    MR x NR = 16 x 16 float, 8 x 16 double AVX-512F         (gemm_microkernel_avx512.cpp)
 // Each AVX kernel is compiled with a GCC target attribute, so the library as a
-// whole stays plain x86-64 and runs on any CPU; calling an AVX kernel on a CPU
+// whole stays plain x86-64 and runs on any x86-64 CPU; calling an AVX kernel on a CPU
 // without the instructions would crash with SIGILL, which is why gemm.hpp's
 // selector refuses kernels the CPU lacks.
 //
@@ -33,16 +33,17 @@
 
 namespace cudagrad::cpu {
 
-template <typename T>
-using MicroKernelFunction = void (*)(int64_t kc, const T* a_panel, const T* b_panel, T* c, int64_t ldc,
-                                     T alpha, T beta);
-
 // Cache blocks for this machine (2-core Xeon, model 207: L1d 48 KB, L2 2 MB
-// per core, L3 shared and large). Derived in gemm_blocked.cpp's header; the
-// values here were then tuned by measurement (docs/gemm-cpu.md).
-//   MC  rows of op(A) packed per block (multiple of MR), lives in L2
-//   KC  largest depth per block; K is cut into equal blocks no deeper than KC
-//   NC  columns of op(B) packed per panel (multiple of NR), lives in L2/L3
+// per core, L3 shared and large); gemm_blocked.cpp explains the loop order.
+//   MC  rows of op(A) packed per block (multiple of MR)
+//   KC  largest depth per block; K is cut into equal blocks no deeper than
+//       KC. The A micro-panel MR x KC (16 KB for AVX-512 float) stays in L1.
+//   NC  columns of op(B) packed per panel (multiple of NR): KC x NC is 1 MB,
+//       half the L2, which the jr loop streams once per A micro-panel.
+// Tile shapes and KC were picked by measuring (docs/gemm-cpu.md): KC 256
+// matched 320 and beat 384 and 512 by 5-25% (a deeper A micro-panel crowds
+// the L1); NC with a 2.4 MB B panel (over the L2) lost 2.5x on
+// 64 x 3136 x 576.
 
 template <typename T>
 struct PortableKernelShape {
@@ -58,17 +59,22 @@ struct Avx2KernelShape {
   static constexpr int MR = 6;
   static constexpr int NR = 64 / sizeof(T);  // two 256-bit registers per row
   static constexpr int64_t MC = 96;
-  static constexpr int64_t KC = 320;
-  static constexpr int64_t NC = 768;
+  static constexpr int64_t KC = 256;
+  static constexpr int64_t NC = 4096 / sizeof(T);
 };
 
+// 16 x 16 float (one 512-bit register per row) and 8 x 16 double (two):
+// 16 accumulators either way. Measured against 14 x 32, 12 x 32, 8 x 32,
+// 8 x 48 and 6 x 64 float: as fast on large products, and faster where N is
+// small (ResNet's 7 x 7 and 14 x 14 planes) because a 16-wide edge tile
+// wastes less; MR = 16 also divides every ResNet channel count.
 template <typename T>
 struct Avx512KernelShape {
-  static constexpr int MR = 14;
-  static constexpr int NR = 128 / sizeof(T);  // two 512-bit registers per row
-  static constexpr int64_t MC = 112;
-  static constexpr int64_t KC = 320;
-  static constexpr int64_t NC = 768;
+  static constexpr int MR = sizeof(T) == 4 ? 16 : 8;
+  static constexpr int NR = 16;
+  static constexpr int64_t MC = 128;
+  static constexpr int64_t KC = 256;
+  static constexpr int64_t NC = 4096 / sizeof(T);
 };
 
 // The kernels. Only call the AVX ones when gemm_kernel_supported() says the

