@@ -62,6 +62,7 @@ Device parse_device(const std::string& text) {
 std::string describe_devices() {
     std::ostringstream text;
     text << "cpu: " << cpu::num_threads() << " threads, GEMM " << cpu::gemm_impl_name(cpu::gemm_impl());
+    if (cpu::gemm_impl() == cpu::GemmImpl::Blocked) text << " (" << cpu::gemm_kernel_name(cpu::gemm_kernel()) << " kernel)";
 #ifdef CUDAGRAD_WITH_CUDA
     for (int i = 0; i < cuda_device_count(); ++i) text << "\ncuda:" << i << ": " << cuda::describe_device(i);
 #endif

@@ -10,13 +10,13 @@
 // What limits its speed: OpenBLAS picks hand-written assembly kernels for
 // the CPU at load time (Debian builds it with DYNAMIC_ARCH). With AVX-512
 // FMA it is bound by the FMA units: 2 FMA/cycle * 16 floats * 2 FLOP = 64
-// FLOP/cycle/core, far above our portable SSE2 gemm_blocked. Caveat seen on
-// the 2-core dev VM: OpenBLAS 0.3.21 does not recognise its Xeon (CPU model
-// 207), falls back to the SSE3 "Prescott" kernels and is then only about as
-// fast as gemm_blocked. Setting OPENBLAS_CORETYPE=SkylakeX (or Haswell) in
-// the environment before the program starts restores the fast kernels
-// (~200 GFLOP/s float on 2 cores instead of ~60). For small or skinny
-// shapes, packing and thread start-up dominate.
+// FLOP/cycle/core, the same bound as gemm_blocked's AVX-512 kernel. Caveat
+// seen on the 2-core dev VM: OpenBLAS 0.3.21 does not recognise its Xeon (CPU
+// model 207), falls back to the SSE3 "Prescott" kernels and is then 3-6x
+// slower than gemm_blocked, which is why blocked is the default wherever the
+// CPU has AVX2+FMA (docs/gemm-cpu.md). Setting OPENBLAS_CORETYPE=SkylakeX in
+// the environment before the program starts restores OpenBLAS's fast kernels.
+// For small or skinny shapes, packing and thread start-up dominate.
 //
 // Build: define CUDAGRAD_HAVE_OPENBLAS and link libopenblas (Debian:
 // libopenblas-dev, which provides <cblas.h>). Without the define every entry
