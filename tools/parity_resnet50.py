@@ -9,8 +9,9 @@ ctest runs it as `resnet50_parity` (tests/parity/CMakeLists.txt). What it does:
   1. builds torchvision's resnet50(num_classes=10) with its own initialisation, then randomises
      every batch norm's weight, bias, running mean and running variance, so that eval mode
      differs from train mode and a swapped or ignored parameter shows;
-  2. writes the weights with tools/convert_torchvision.py and an input (2, 3, 64, 64) with
-     labels (tools/make_fixtures.py's safetensors_bytes);
+  2. writes the weights with tools/convert_torchvision.py (and reads them back with it: the
+     same tensors bit for bit) and an input (2, 3, 64, 64) with labels (tools/make_fixtures.py's
+     safetensors_bytes, which must write the same bytes as the converter's own writer);
   3. computes PyTorch's answers twice, in float32 and in float64 from the same (float32) values:
      in eval mode and then in train mode, the logits, the cross-entropy loss (label smoothing
      0.1) and every parameter's gradient; the batch-norm buffers after the train-mode pass; then
@@ -149,6 +150,13 @@ def main():
 
     convert_torchvision.save_cudagrad_weights(model.state_dict(), weights_path,
                                               source="tools/parity_resnet50.py seed %d" % arguments.seed)
+    # The way back (cudagrad file -> torchvision state_dict) must give the same tensors bit for bit.
+    round_trip, _ = convert_torchvision.load_cudagrad_state_dict(weights_path)
+    for name, tensor in model.state_dict().items():
+        if name not in round_trip or round_trip[name].dtype != tensor.dtype or not torch.equal(round_trip[name], tensor):
+            fail("convert_torchvision: '%s' differs after the round trip through %s" % (name, weights_path))
+    if set(round_trip) != set(model.state_dict()):
+        fail("convert_torchvision: the round trip adds tensors: %s" % sorted(set(round_trip) - set(model.state_dict())))
     input_bytes = safetensors_bytes({"input": images, "labels": labels}, {"seed": arguments.seed})
     if input_bytes != convert_torchvision.safetensors_file_bytes({"input": images, "labels": labels},
                                                                  {"seed": arguments.seed}):
