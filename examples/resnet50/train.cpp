@@ -160,21 +160,12 @@ int run_train(std::vector<std::string> arguments) {
     nn::ResNet model(config);
 
     nn::WeightDecaySplit split = nn::split_for_weight_decay(model);
-    auto group = [](const nn::NamedTensors& named, std::optional<double> weight_decay) {
-        ParameterGroup result;
-        for (auto& [name, tensor] : named) {
-            result.parameters.push_back(tensor);
-            result.names.push_back(name);
-        }
-        result.weight_decay = weight_decay;
-        return result;
-    };
     SgdOptions sgd_options;
     sgd_options.lr = flags.number("lr");
     sgd_options.momentum = flags.number("momentum");
     sgd_options.nesterov = flags.enabled("nesterov");
     sgd_options.weight_decay = flags.number("weight-decay");
-    SGD optimizer({group(split.decay, std::nullopt), group(split.no_decay, 0.0)}, sgd_options);
+    SGD optimizer({named_parameter_group(split.decay), named_parameter_group(split.no_decay, 0.0)}, sgd_options);
 
     const std::int64_t epochs = flags.integer("epochs");
     const std::int64_t max_steps = flags.integer("max-steps");

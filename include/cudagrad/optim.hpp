@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cudagrad/tensor.hpp"
@@ -45,6 +46,11 @@ struct ParameterGroup {
     // Without names a parameter's key is "<group index>.<index within the group>".
     std::vector<std::string> names;
 };
+
+// A group from named parameters (as Module::named_parameters() or nn::split_for_weight_decay
+// return them), keeping the names as state_dict keys.
+ParameterGroup named_parameter_group(const std::vector<std::pair<std::string, Tensor>>& named,
+                                     std::optional<double> weight_decay = std::nullopt);
 
 class SGD {
 public:

@@ -97,6 +97,17 @@ void check_hyperparameter(double value, const char* name) {
 
 }  // namespace
 
+ParameterGroup named_parameter_group(const std::vector<std::pair<std::string, Tensor>>& named,
+                                     std::optional<double> weight_decay) {
+    ParameterGroup group;
+    for (const auto& [name, tensor] : named) {
+        group.parameters.push_back(tensor);
+        group.names.push_back(name);
+    }
+    group.weight_decay = weight_decay;
+    return group;
+}
+
 SGD::SGD(std::vector<ParameterGroup> groups, SgdOptions options)
     : groups_(std::move(groups)), options_(options), lr_(options.lr) {
     check_hyperparameter(options_.lr, "lr");

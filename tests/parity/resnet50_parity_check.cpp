@@ -347,21 +347,12 @@ bool check_in(DType dtype, const nn::StateDict& weights, const Tensor& input, co
     std::map<std::string, std::vector<double>> before;
     for (auto& [name, parameter] : model.named_parameters()) before[name] = parameter.to_double_vector();
     nn::WeightDecaySplit split = nn::split_for_weight_decay(model);
-    auto group = [](const nn::NamedTensors& named, std::optional<double> weight_decay) {
-        ParameterGroup result;
-        for (auto& [name, tensor] : named) {
-            result.parameters.push_back(tensor);
-            result.names.push_back(name);
-        }
-        result.weight_decay = weight_decay;
-        return result;
-    };
     SgdOptions options;
     options.lr = reference.number("sgd.lr");
     options.momentum = reference.number("sgd.momentum");
     options.nesterov = reference.number("sgd.nesterov") != 0;
     options.weight_decay = reference.number("sgd.weight_decay");
-    SGD optimizer({group(split.decay, std::nullopt), group(split.no_decay, 0.0)}, options);
+    SGD optimizer({named_parameter_group(split.decay), named_parameter_group(split.no_decay, 0.0)}, options);
     optimizer.step();
     for (auto& [name, parameter] : model.named_parameters()) {
         compare_parameter_tensor(checker, "weights after one SGD step", "updated." + name, name, parameter,
