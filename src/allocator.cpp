@@ -11,6 +11,10 @@
 
 #include "cudagrad/error.hpp"
 
+#ifdef CUDAGRAD_WITH_CUDA
+#include "cuda/runtime.hpp"
+#endif
+
 namespace cudagrad {
 namespace {
 
@@ -79,7 +83,9 @@ public:
 
     AllocatorStats stats() const override {
         std::lock_guard<std::mutex> lock(mutex_);
-        return stats_;
+        AllocatorStats result = stats_;
+        result.bytes_reserved = result.bytes_in_use + result.bytes_cached;  // before rounding
+        return result;
     }
 
     void reset_peak() override {
@@ -125,8 +131,13 @@ Allocator& cpu_allocator() {
 
 Allocator& allocator_for(Device device) {
     if (device.is_cpu()) return cpu_allocator();
-    fail("allocator_for", "no allocator for device ", device.str(),
-         ": CUDA tensors arrive with the CUDA backend");
+    check(device.index >= 0 && device.index < cuda_device_count(), "allocator_for", "device ", device.str(),
+          " is not available (", cuda_device_count(), " CUDA devices)");
+#ifdef CUDAGRAD_WITH_CUDA
+    return cuda::device_allocator(device.index);
+#else
+    fail("allocator_for", "cudagrad was built without CUDA");
+#endif
 }
 
 }  // namespace cudagrad

@@ -5,6 +5,10 @@
 #include <unordered_set>
 
 #include "cpu/parallel.hpp"
+
+#ifdef CUDAGRAD_WITH_CUDA
+#include "cuda/elementwise.hpp"
+#endif
 #include "ops/op_support.hpp"
 
 namespace cudagrad {
@@ -40,8 +44,17 @@ void accumulate_into(Tensor& accumulator, const Tensor& gradient) {
     check_same_shape(accumulator, gradient, "backward", "gradient", "incoming gradient");
     check(accumulator.dtype() == gradient.dtype(), "backward", "a ", dtype_name(gradient.dtype()),
           " gradient arrived for a ", dtype_name(accumulator.dtype()), " tensor");
+    check(accumulator.device() == gradient.device(), "backward", "a gradient on ", gradient.device().str(),
+          " arrived for a tensor on ", accumulator.device().str());
     Tensor source = gradient.contiguous();
     const std::int64_t count = accumulator.numel();
+    if (accumulator.device().is_cuda()) {
+#ifdef CUDAGRAD_WITH_CUDA
+        make_device_current(accumulator.device());
+        cuda::axpy(1.0f, source.data<float>(), accumulator.data<float>(), count);
+#endif
+        return;
+    }
     dispatch_floating(accumulator.dtype(), "backward", [&](auto zero) {
         using T = decltype(zero);
         T* target = accumulator.data<T>();

@@ -5,6 +5,7 @@
 
 #include "cudagrad/device.hpp"
 #include "cudagrad/error.hpp"
+#include "cudagrad/registry.hpp"
 #include "cpu/gemm.hpp"
 #include "cpu/parallel.hpp"
 
@@ -65,9 +66,26 @@ std::string describe_devices() {
     if (cpu::gemm_impl() == cpu::GemmImpl::Blocked) text << " (" << cpu::gemm_kernel_name(cpu::gemm_kernel()) << " kernel)";
 #ifdef CUDAGRAD_WITH_CUDA
     for (int i = 0; i < cuda_device_count(); ++i) text << "\ncuda:" << i << ": " << cuda::describe_device(i);
+    if (cuda_available()) text << "\ncuda ops: " << describe_implementations();
 #endif
     if (!cuda_available()) text << "\ncuda: none (" << (built_with_cuda() ? "no usable GPU" : "built without CUDA") << ")";
     return text.str();
+}
+
+void synchronize(Device device) {
+    if (device.is_cpu()) return;
+#ifdef CUDAGRAD_WITH_CUDA
+    cuda::synchronize(device.index);
+#endif
+}
+
+void make_device_current(Device device) {
+    if (device.is_cpu()) return;
+#ifdef CUDAGRAD_WITH_CUDA
+    cuda::set_current_device(device.index);
+#else
+    fail("make_device_current", "cudagrad was built without CUDA, so ", device.str(), " does not exist");
+#endif
 }
 
 }  // namespace cudagrad

@@ -70,7 +70,8 @@ namespace {
 template <typename Sample>
 Tensor& fill_random(Tensor& tensor, const char* op, Sample&& sample) {
     check(tensor.defined() && is_floating(tensor.dtype()), op, "needs a floating tensor, got ", tensor.description());
-    check(tensor.device().is_cpu(), op, "needs a CPU tensor, got ", tensor.description());
+    // Drawn on the host in float64 and copied (converting) into the tensor, wherever it lives:
+    // the same seed gives the same values on the CPU and the GPU.
     Tensor values = Tensor::empty(tensor.shape(), DType::Float64);
     double* out = values.data<double>();
     for (std::int64_t i = 0; i < values.numel(); ++i) out[i] = sample();

@@ -10,6 +10,11 @@
 
 #include "cudagrad/autograd.hpp"
 
+#ifdef CUDAGRAD_WITH_CUDA
+#include "cuda/copy.hpp"
+#include "cuda/runtime.hpp"
+#endif
+
 namespace cudagrad {
 
 std::string shape_string(const Shape& shape) {
@@ -182,22 +187,19 @@ void with_element_type(DType dtype, Body&& body) {
     }
 }
 
-void check_cpu(const Tensor& tensor, const char* op) {
-    check(tensor.device().is_cpu(), op, "needs a CPU tensor, got ", tensor.description());
-}
 
 }  // namespace
 
 double Tensor::item() const {
     check(numel() == 1, "Tensor::item", "needs exactly one element, got ", description());
-    check_cpu(*this, "Tensor::item");
+    if (device().is_cuda()) return to(Device::cpu()).item();  // waits for the GPU
     return read_element(raw_data(), dtype(), 0);
 }
 
 double Tensor::at(const std::vector<std::int64_t>& index) const {
     check(static_cast<std::int64_t>(index.size()) == dim(), "Tensor::at", "index has ", index.size(),
           " entries for ", description());
-    check_cpu(*this, "Tensor::at");
+    if (device().is_cuda()) return to(Device::cpu()).at(index);  // slow, for tests and printing
     std::int64_t element = 0;
     for (std::size_t d = 0; d < index.size(); ++d) {
         check(index[d] >= 0 && index[d] < shape()[d], "Tensor::at", "index ", index[d], " out of range in dimension ",
@@ -210,7 +212,7 @@ double Tensor::at(const std::vector<std::int64_t>& index) const {
 namespace {
 template <typename T>
 std::vector<T> gather_as(const Tensor& tensor) {
-    check_cpu(tensor, "Tensor::to_vector");
+    if (tensor.device().is_cuda()) return gather_as<T>(tensor.to(Device::cpu()));
     std::vector<T> values;
     values.reserve(static_cast<std::size_t>(tensor.numel()));
     const void* base = tensor.impl().storage->data();
@@ -312,34 +314,118 @@ Tensor Tensor::transpose(std::int64_t dim0, std::int64_t dim1) const {
 
 // ----------------------------------------------------------------------------- copies
 
+namespace {
+
+#ifdef CUDAGRAD_WITH_CUDA
+cuda::StridedView strided_view(const Tensor& tensor) {
+    cuda::StridedView view;
+    view.data = tensor.raw_data();
+    view.dtype = tensor.dtype();
+    view.dims = static_cast<int>(tensor.dim());
+    check(view.dims <= cuda::max_copy_dims, "Tensor::copy_", "GPU copies support up to ", cuda::max_copy_dims,
+          " dimensions, got ", tensor.description());
+    for (int d = 0; d < view.dims; ++d) {
+        view.shape[d] = tensor.shape()[static_cast<std::size_t>(d)];
+        view.strides[d] = tensor.strides()[static_cast<std::size_t>(d)];
+    }
+    return view;
+}
+#endif
+
+bool same_dense_layout(const Tensor& a, const Tensor& b) {
+    return a.dtype() == b.dtype() && a.is_contiguous() && b.is_contiguous();
+}
+
+void copy_cpu_to_cpu(Tensor& destination, const Tensor& source) {
+    if (same_dense_layout(destination, source)) {
+        std::memmove(destination.raw_data(), source.raw_data(),
+                     static_cast<std::size_t>(source.numel()) * element_size(source.dtype()));
+        return;
+    }
+    // Generic path: walk both layouts at once, converting each element.
+    with_element_type(destination.dtype(), [&](auto destination_zero) {
+        using Destination = decltype(destination_zero);
+        with_element_type(source.dtype(), [&](auto source_zero) {
+            using Source = decltype(source_zero);
+            Destination* target = static_cast<Destination*>(destination.impl().storage->data());
+            const Source* values = static_cast<const Source*>(source.impl().storage->data());
+            for_each_offset_pair(destination.shape(), destination.strides(), destination.offset(), source.strides(),
+                                 source.offset(), [&](std::int64_t to, std::int64_t from) {
+                                     target[to] = static_cast<Destination>(values[from]);
+                                 });
+        });
+    });
+}
+
+// Copies involving a GPU. Conversions and re-layouts happen on the side that holds the data,
+// and the bytes cross the bus once, contiguous.
+void copy_with_device(Tensor& destination, const Tensor& source) {
+#ifdef CUDAGRAD_WITH_CUDA
+    const std::size_t bytes = static_cast<std::size_t>(destination.numel()) * element_size(destination.dtype());
+    if (destination.device().is_cuda() && source.device().is_cuda()) {
+        if (destination.device() != source.device()) {  // between GPUs: through the host (rare)
+            Tensor staged = source.to(Device::cpu());
+            copy_with_device(destination, staged);
+            return;
+        }
+        make_device_current(destination.device());
+        if (same_dense_layout(destination, source)) {
+            cuda::copy_device_to_device(destination.raw_data(), source.raw_data(), bytes);
+        } else {
+            cuda::strided_copy(strided_view(destination), strided_view(source));
+        }
+        return;
+    }
+    if (destination.device().is_cuda()) {  // host -> device
+        make_device_current(destination.device());
+        const Tensor dense = source.to(destination.dtype()).contiguous();
+        if (destination.is_contiguous()) {
+            cuda::copy_host_to_device(destination.raw_data(), dense.raw_data(), bytes);
+        } else {
+            Tensor staged = Tensor::empty(destination.shape(), destination.dtype(), destination.device());
+            cuda::copy_host_to_device(staged.raw_data(), dense.raw_data(), bytes);
+            cuda::strided_copy(strided_view(destination), strided_view(staged));
+        }
+        return;
+    }
+    // device -> host
+    make_device_current(source.device());
+    const Tensor dense = source.to(destination.dtype()).contiguous();  // converted on the GPU
+    if (destination.is_contiguous()) {
+        cuda::copy_device_to_host(destination.raw_data(), dense.raw_data(), bytes);
+    } else {
+        Tensor staged = Tensor::empty(destination.shape(), destination.dtype());
+        cuda::copy_device_to_host(staged.raw_data(), dense.raw_data(), bytes);
+        copy_cpu_to_cpu(destination, staged);
+    }
+#else
+    (void)source;
+    fail("Tensor::copy_", "cudagrad was built without CUDA, so ", destination.description(), " cannot exist");
+#endif
+}
+
+}  // namespace
+
 Tensor& Tensor::copy_(const Tensor& source) {
     check(source.defined(), "Tensor::copy_", "source is undefined");
     check(shape() == source.shape(), "Tensor::copy_", "shape mismatch: destination ", description(), ", source ",
           source.description());
-    check_cpu(*this, "Tensor::copy_");
-    check_cpu(source, "Tensor::copy_");
-    if (dtype() == source.dtype() && is_contiguous() && source.is_contiguous()) {
-        std::memmove(raw_data(), source.raw_data(), static_cast<std::size_t>(numel()) * element_size(dtype()));
-        return *this;
+    if (device().is_cpu() && source.device().is_cpu()) {
+        copy_cpu_to_cpu(*this, source);
+    } else {
+        copy_with_device(*this, source);
     }
-    // Generic path: walk both layouts at once, converting each element.
-    with_element_type(dtype(), [&](auto destination_zero) {
-        using Destination = decltype(destination_zero);
-        with_element_type(source.dtype(), [&](auto source_zero) {
-            using Source = decltype(source_zero);
-            Destination* destination = static_cast<Destination*>(impl().storage->data());
-            const Source* values = static_cast<const Source*>(source.impl().storage->data());
-            for_each_offset_pair(shape(), strides(), offset(), source.strides(), source.offset(),
-                                 [&](std::int64_t to, std::int64_t from) {
-                                     destination[to] = static_cast<Destination>(values[from]);
-                                 });
-        });
-    });
     return *this;
 }
 
 Tensor& Tensor::fill_(double value) {
-    check_cpu(*this, "Tensor::fill_");
+    if (device().is_cuda()) {
+#ifdef CUDAGRAD_WITH_CUDA
+        make_device_current(device());
+        cuda::strided_fill(strided_view(*this), value);
+#endif
+        return *this;
+    }
     with_element_type(dtype(), [&](auto zero) {
         using T = decltype(zero);
         T* base = static_cast<T*>(impl().storage->data());
@@ -366,8 +452,9 @@ Tensor Tensor::to(DType target) const {
 
 Tensor Tensor::to(Device target) const {
     if (target == device()) return *this;
-    fail("Tensor::to", "cannot move ", description(), " to ", target.str(),
-         ": CUDA tensors arrive with the CUDA backend");
+    Tensor moved = empty(shape(), dtype(), target);
+    moved.copy_(*this);
+    return moved;
 }
 
 // ----------------------------------------------------------------------------- autograd
@@ -408,7 +495,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
 
 std::ostream& operator<<(std::ostream& stream, const Tensor& tensor) {
     stream << tensor.description();
-    if (!tensor.defined() || !tensor.device().is_cpu()) return stream;
+    if (!tensor.defined()) return stream;
     constexpr std::int64_t shown = 8;  // first elements printed, enough to recognise a tensor
     std::vector<double> values = tensor.to_double_vector();
     stream << " [";

@@ -1,6 +1,7 @@
 // Memory for tensor storage comes from an Allocator, one per device. Every allocator keeps
 // counters (bytes in use, peak, number of allocations) so tests and benchmarks can state how
-// much memory a model needs. The CUDA caching allocator will implement the same interface.
+// much memory a model needs. The CUDA caching allocator (src/cuda/cuda_allocator.cu)
+// implements the same interface.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +17,7 @@ struct AllocatorStats {
     std::int64_t allocation_count = 0;  // allocate() calls since start (or reset_peak)
     std::int64_t bytes_cached = 0;      // freed blocks kept for reuse (not in use, still reserved)
     std::int64_t system_allocations = 0;  // blocks obtained from the system (malloc / cudaMalloc)
+    std::int64_t bytes_reserved = 0;      // held from the system: blocks in use (rounded) + cached
 };
 
 class Allocator {
@@ -38,6 +40,12 @@ public:
 Allocator& cpu_allocator();
 
 // The allocator tensors on `device` use; throws if the device is not available.
+//
+// On a GPU this is a caching allocator: freed blocks go to free lists binned by size and the
+// next request of that size class takes one, so a training loop stops calling cudaMalloc after
+// its first step (stats().system_allocations stops growing). When cudaMalloc fails the cache
+// is released and the request retried once; after that the error states the bytes requested,
+// in use, reserved and free on the device.
 Allocator& allocator_for(Device device);
 
 }  // namespace cudagrad

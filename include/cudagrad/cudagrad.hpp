@@ -14,6 +14,7 @@
 #include "cudagrad/ops.hpp"
 #include "cudagrad/optim.hpp"
 #include "cudagrad/random.hpp"
+#include "cudagrad/registry.hpp"
 #include "cudagrad/serialize.hpp"
 #include "cudagrad/tensor.hpp"
 #include "cudagrad/threads.hpp"

@@ -36,7 +36,15 @@ Device default_device();
 // Parses "cpu", "cuda", "cuda:1" or "auto"; throws cudagrad::Error naming the text otherwise.
 Device parse_device(const std::string& text);
 
-// One line per device and backend, for start-up banners.
+// One line per device and backend, for start-up banners; with CUDA, also the library versions
+// and which implementation each GPU op uses (registry.hpp).
 std::string describe_devices();
+
+// Waits until all work queued on a CUDA device has finished (no-op for the CPU). Errors from
+// earlier kernels surface here. Timing code and the progress bar call it; ops never do.
+void synchronize(Device device);
+
+// Makes a CUDA device the current one for the calling thread (ops do this for their inputs).
+void make_device_current(Device device);
 
 }  // namespace cudagrad

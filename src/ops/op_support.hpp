@@ -21,14 +21,24 @@ decltype(auto) dispatch_floating(DType dtype, const char* op, Body&& body) {
     }
 }
 
-// The input must be defined, non-empty, floating, and on the CPU (until the CUDA backend
-// lands, every op runs there).
+// The input must be defined, non-empty and floating; on a GPU, float32 (the CUDA kernels are
+// written for float32 only: float64 exists for gradient checks, which run on the CPU).
+// A CUDA input also makes its device the current one for the kernels the op launches.
 inline void check_input(const Tensor& x, const char* op, const char* name) {
     check(x.defined(), op, name, " is undefined");
     check(is_floating(x.dtype()), op, name, " must be float32 or float64, got ", x.description());
     check(x.numel() > 0, op, name, " is empty (", x.description(), ")");
-    check(x.device().is_cpu(), op, name, " is on ", x.device().str(),
-          ", but this op has only a CPU implementation so far");
+    if (x.device().is_cuda()) {
+        check(x.dtype() == DType::Float32, op, name, " is ", x.description(),
+              ": on a GPU the ops compute in float32 only (move float64 work to the CPU)");
+        make_device_current(x.device());
+    }
+}
+
+// The GPU branch of an op in a build without CUDA. Unreachable in practice (no CUDA tensor can
+// be created without CUDA), but it keeps every op's device dispatch total.
+[[noreturn]] inline void fail_without_cuda(const char* op) {
+    fail(op, "cudagrad was built without CUDA, so this op cannot run on a GPU");
 }
 
 inline void check_dim(const Tensor& x, std::int64_t dims, const char* op, const char* name) {
