@@ -129,6 +129,15 @@ Allocator& cpu_allocator() {
     return *allocator;
 }
 
+Allocator& pinned_allocator() {
+    check(cuda_device_count() > 0, "pinned_allocator", "pinned host memory needs a usable GPU");
+#ifdef CUDAGRAD_WITH_CUDA
+    return cuda::pinned_host_allocator();
+#else
+    fail("pinned_allocator", "cudagrad was built without CUDA");
+#endif
+}
+
 Allocator& allocator_for(Device device) {
     if (device.is_cpu()) return cpu_allocator();
     check(device.index >= 0 && device.index < cuda_device_count(), "allocator_for", "device ", device.str(),

@@ -51,12 +51,16 @@ Storage::~Storage() { allocator_->deallocate(data_, bytes_); }
 // ------------------------------------------------------------------------------- creation
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+    return empty_in(shape, dtype, allocator_for(device));
+}
+
+Tensor Tensor::empty_in(const Shape& shape, DType dtype, Allocator& allocator) {
     for (std::int64_t size : shape) {
         check(size >= 0, "Tensor::empty", "negative size in shape ", shape_string(shape));
     }
     auto impl = std::make_shared<TensorImpl>();
     std::size_t bytes = static_cast<std::size_t>(shape_numel(shape)) * element_size(dtype);
-    impl->storage = std::make_shared<Storage>(bytes, allocator_for(device));
+    impl->storage = std::make_shared<Storage>(bytes, allocator);
     impl->shape = shape;
     impl->strides = contiguous_strides(shape);
     impl->dtype = dtype;

@@ -145,7 +145,8 @@ std::vector<std::int64_t> top_k(const std::vector<float>& row, int k) {
     return order;
 }
 
-Evaluation evaluate(nn::Module& model, data::DataLoader& loader, std::int64_t num_classes, bool show_progress) {
+Evaluation evaluate(nn::Module& model, data::DataLoader& loader, std::int64_t num_classes, bool show_progress,
+                    Device device) {
     NoGradGuard no_grad;
     model.eval();
     Evaluation result;
@@ -155,9 +156,9 @@ Evaluation evaluate(nn::Module& model, data::DataLoader& loader, std::int64_t nu
     double loss_sum = 0, top1 = 0, top5 = 0;
     data::Batch batch;
     while (loader.next(batch)) {
-        Tensor logits = model(batch.images);
+        Tensor logits = model(batch.images.to(device));
         std::int64_t rows = logits.size(0);
-        loss_sum += cross_entropy(logits, batch.labels).item() * rows;
+        loss_sum += cross_entropy(logits, batch.labels.to(device)).item() * rows;
         std::vector<float> values = logits.to_float_vector();
         std::vector<std::int64_t> labels = batch.labels.to_int64_vector();
         for (std::int64_t row = 0; row < rows; ++row) {

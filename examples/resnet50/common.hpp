@@ -52,8 +52,9 @@ struct Evaluation {
     std::int64_t count = 0;
     std::vector<std::vector<std::int64_t>> confusion;  // [true class][predicted class]
 };
+// Runs the model (already on `device`) over the loader's batches, copying each batch there.
 Evaluation evaluate(cudagrad::nn::Module& model, cudagrad::data::DataLoader& loader, std::int64_t num_classes,
-                    bool show_progress);
+                    bool show_progress, cudagrad::Device device = cudagrad::Device::cpu());
 
 // Top-k class indices of one row of logits, best first.
 std::vector<std::int64_t> top_k(const std::vector<float>& row, int k);

@@ -25,9 +25,11 @@ int run_eval(std::vector<std::string> arguments) {
     flags.add("subset", "0", "evaluate on this many images (0: all)");
     flags.add("workers", "2", "data-loading threads");
     flags.add("threads", "0", "CPU threads (0: all cores)");
+    flags.add("device", "cpu", "cpu, cuda or auto");
     flags.add_switch("skip-bad-images", "skip unreadable images (counted) instead of stopping");
     if (!flags.parse(arguments)) return 0;
     check(!flags.text("weights").empty(), "eval", "--weights is required");
+    const Device device = parse_device(flags.text("device"));
     check(flags.text("split") == "test" || flags.text("split") == "train", "eval", "--split must be test or train, got '",
           flags.text("split"), "'");
     if (flags.integer("threads") > 0) set_num_threads(static_cast<int>(flags.integer("threads")));
@@ -47,7 +49,8 @@ int run_eval(std::vector<std::string> arguments) {
     options.shuffle = false;
     options.num_workers = static_cast<int>(flags.integer("workers"));
     data::DataLoader loader(dataset, options);
-    Evaluation result = evaluate(*loaded.model, loader, classes, true);
+    loaded.model->to(device);
+    Evaluation result = evaluate(*loaded.model, loader, classes, true, device);
 
     std::vector<std::string> names = dataset->class_names();
     std::printf("images %lld  loss %.4f  top-1 %.2f%%  top-5 %.2f%%\n\nper-class accuracy:\n",

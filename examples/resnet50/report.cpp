@@ -22,8 +22,12 @@ ProgressBar::ProgressBar(std::string label, std::int64_t total_steps, std::int64
       last_draw_(start_) {}
 
 void ProgressBar::update(std::int64_t step, double loss, double data_wait_seconds) {
-    ++steps_done_;
-    loss_sum_ += loss;
+    update_window(step, loss, 1, data_wait_seconds);
+}
+
+void ProgressBar::update_window(std::int64_t step, double loss_sum, std::int64_t steps, double data_wait_seconds) {
+    steps_done_ += steps;
+    loss_sum_ += loss_sum;
     data_wait_ += data_wait_seconds;
     auto now = std::chrono::steady_clock::now();
     std::int64_t decile = step * 10 / total_steps_;

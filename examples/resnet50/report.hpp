@@ -15,6 +15,9 @@ public:
     ProgressBar(std::string label, std::int64_t total_steps, std::int64_t images_per_step);
     // Called after each step with the step's loss and the seconds the step waited for data.
     void update(std::int64_t step, double loss, double data_wait_seconds);
+    // The same for several steps at once (`steps` steps ending at `step`, their losses summed):
+    // on a GPU the loss is read back every few steps, not every step, to avoid a host sync.
+    void update_window(std::int64_t step, double loss_sum, std::int64_t steps, double data_wait_seconds);
     void finish();
 
 private:

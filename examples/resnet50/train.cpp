@@ -48,6 +48,8 @@ Flags train_flags() {
     flags.add("test-subset", "0", "evaluate on this many test images (0: all)");
     flags.add("seed", "0", "seed for the weights, the data order and the augmentation");
     flags.add("device", "auto", "auto, cpu or cuda");
+    flags.add("math", "fp32", "GPU matrix-product precision: fp32, tf32 or bf16 (registry.hpp)");
+    flags.add("implementations", "", "GPU op implementations, e.g. conv2d:cudnn,batch_norm:cuda (CUDAGRAD_IMPL syntax)");
     flags.add("threads", "0", "CPU threads (0: all cores)");
     flags.add("workers", "2", "data-loading threads");
     flags.add("output", "runs/resnet50", "folder for checkpoints, metrics and curves");
@@ -117,8 +119,8 @@ int run_train(std::vector<std::string> arguments) {
     if (!flags.parse(arguments)) return 0;
     if (flags.integer("threads") > 0) set_num_threads(static_cast<int>(flags.integer("threads")));
     Device device = parse_device(flags.text("device"));
-    check(device.is_cpu(), "train", "--device ", device.str(),
-          ": the CUDA backend is not built yet (it arrives with the CUDA issues); use --device cpu");
+    if (!flags.text("implementations").empty()) set_implementations_from_string(flags.text("implementations"));
+    set_math_mode(parse_math_mode(flags.text("math")));
     resolve_defaults(flags, arguments, device.is_cuda());
 
     InputSpec spec = input_spec_for(flags.text("dataset"), static_cast<int>(flags.integer("image-size")));
@@ -141,6 +143,7 @@ int run_train(std::vector<std::string> arguments) {
     loader_options.seed = seed;
     loader_options.num_workers = static_cast<int>(flags.integer("workers"));
     loader_options.drop_last = true;  // equal batches: batch norm statistics and timings stay comparable
+    loader_options.pin_memory = device.is_cuda();  // batch copies to the GPU overlap the previous step
     data::DataLoader train_loader(train_set, loader_options);
     loader_options.shuffle = false;
     loader_options.drop_last = false;
@@ -158,6 +161,7 @@ int run_train(std::vector<std::string> arguments) {
           "--zero-init-residual must be true or false, got '", flags.text("zero-init-residual"), "'");
     config.seed = seed;
     nn::ResNet model(config);
+    model.to(device);  // before the optimiser takes the parameters: to() replaces the tensors
 
     nn::WeightDecaySplit split = nn::split_for_weight_decay(model);
     SgdOptions sgd_options;
@@ -206,6 +210,7 @@ int run_train(std::vector<std::string> arguments) {
                  sgd_options.nesterov ? " (nesterov)" : "", sgd_options.weight_decay, schedule->describe().c_str());
 
     const double label_smoothing = flags.number("label-smoothing");
+    const std::int64_t read_every = device.is_cuda() ? 20 : 1;
     const std::int64_t last_epoch = flags.integer("stop-after") > 0 ? std::min(epochs, flags.integer("stop-after")) : epochs;
     for (std::int64_t epoch = info.epoch; epoch < last_epoch; ++epoch) {
         auto epoch_start = std::chrono::steady_clock::now();
@@ -215,26 +220,42 @@ int run_train(std::vector<std::string> arguments) {
                              loader_options.batch_size);
         double loss_sum = 0.0, wait_before = train_loader.wait_seconds();
         std::int64_t steps = 0, skipped_before = train_loader.skipped();
+        // The losses of the steps since the last read-back, summed where they were computed:
+        // reading a GPU loss waits for the GPU, so it happens every `read_every` steps only.
+        Tensor window_loss;
+        std::int64_t window_steps = 0;
+        double window_wait = 0.0;
         data::Batch batch;
         while (steps < steps_per_epoch && train_loader.next(batch)) {
             double waited = train_loader.wait_seconds();
             optimizer.set_lr(schedule->lr_at(info.step));
-            Tensor loss = cross_entropy(model(batch.images), batch.labels, label_smoothing);
+            Tensor loss = cross_entropy(model(batch.images.to(device)), batch.labels.to(device), label_smoothing);
             optimizer.zero_grad();
             loss.backward();
             optimizer.step();
             ++info.step;
             ++steps;
-            double loss_value = loss.item();
-            check(std::isfinite(loss_value), "train", "the loss became ", loss_value, " at step ", info.step,
-                  "; lower --lr");
-            loss_sum += loss_value;
-            progress.update(steps, loss_value, train_loader.wait_seconds() - waited);
+            {
+                NoGradGuard no_grad;
+                window_loss = window_loss.defined() ? add(window_loss, loss.detach()) : loss.detach();
+            }
+            ++window_steps;
+            window_wait += train_loader.wait_seconds() - waited;
+            if (window_steps == read_every || steps == steps_per_epoch) {
+                const double window_sum = window_loss.item();
+                check(std::isfinite(window_sum), "train", "the loss became ", window_sum / window_steps,
+                      " in the steps up to ", info.step, "; lower --lr");
+                loss_sum += window_sum;
+                progress.update_window(steps, window_sum, window_steps, window_wait);
+                window_loss = Tensor();
+                window_steps = 0;
+                window_wait = 0.0;
+            }
         }
         progress.finish();
         double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
 
-        Evaluation evaluation = evaluate(model, test_loader, config.num_classes, false);
+        Evaluation evaluation = evaluate(model, test_loader, config.num_classes, false, device);
         EpochMetrics m;
         m.epoch = epoch + 1;
         m.train_loss = loss_sum / std::max<std::int64_t>(steps, 1);

@@ -39,6 +39,12 @@ public:
 // CUDAGRAD_CPU_CACHE_MB megabytes (default 4096).
 Allocator& cpu_allocator();
 
+// Page-locked host memory (a CPU-device allocator) for tensors that will be copied to a GPU:
+// such copies run asynchronously (Tensor::to returns before the bytes have moved) and overlap
+// computation. Freed blocks are reused only after the copies queued before the free have
+// finished. Throws without a usable GPU.
+Allocator& pinned_allocator();
+
 // The allocator tensors on `device` use; throws if the device is not available.
 //
 // On a GPU this is a caching allocator: freed blocks go to free lists binned by size and the

@@ -65,6 +65,9 @@ public:
 
     // ---- creation ----
     static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
+    // Uninitialised, with memory from a given allocator (e.g. pinned_allocator()); the tensor's
+    // device is the allocator's.
+    static Tensor empty_in(const Shape& shape, DType dtype, Allocator& allocator);
     static Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
     static Tensor ones(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
     static Tensor full(const Shape& shape, double value, DType dtype = DType::Float32,

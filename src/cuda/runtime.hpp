@@ -87,6 +87,10 @@ struct DeviceFacts {
 };
 DeviceFacts device_facts(int device);
 
+// Page-locked host memory whose freed blocks are reused only after the copies queued before
+// the free have finished (pinned_allocator.cu).
+Allocator& pinned_host_allocator();
+
 // The caching allocator of one device (cuda_allocator.cu).
 Allocator& device_allocator(int device);
 

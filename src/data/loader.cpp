@@ -68,7 +68,10 @@ Batch build_batch(const Dataset& dataset, const LoaderOptions& options, const st
         }
         if (position == begin) {
             image_shape = image.shape();
-            batch.images = Tensor::empty({end - begin, image_shape[0], image_shape[1], image_shape[2]});
+            const Shape batch_shape = {end - begin, image_shape[0], image_shape[1], image_shape[2]};
+            batch.images = options.pin_memory && cuda_available()
+                               ? Tensor::empty_in(batch_shape, DType::Float32, pinned_allocator())
+                               : Tensor::empty(batch_shape);
         }
         if (image.shape() != image_shape) {
             fail("DataLoader", where(), ": image shape ", shape_string(image.shape()), " differs from the batch's ",
@@ -83,6 +86,10 @@ Batch build_batch(const Dataset& dataset, const LoaderOptions& options, const st
         batch.skipped += example.skipped;
     }
     batch.labels = Tensor::from_vector(labels, {static_cast<std::int64_t>(labels.size())});
+    if (options.pin_memory && cuda_available()) {
+        Tensor pinned = Tensor::empty_in(batch.labels.shape(), DType::Int64, pinned_allocator());
+        batch.labels = pinned.copy_(batch.labels);
+    }
     return batch;
 }
 

@@ -40,6 +40,9 @@ struct LoaderOptions {
     std::uint64_t seed = 0;
     int num_workers = 2;       // 0: batches are built in the thread that calls next()
     int prefetch_batches = 4;  // how far workers may run ahead of the consumer
+    // Build batches in page-locked memory (pinned_allocator()), so that copying them to a GPU
+    // runs asynchronously, overlapping the previous step's computation. Ignored without a GPU.
+    bool pin_memory = false;
 };
 
 struct Batch {
