@@ -31,6 +31,10 @@ Tensor mean(const Tensor& x);  // all elements -> shape []
 Tensor sum(const Tensor& x, std::int64_t dimension, bool keep_dimension = false);
 // Index of the largest element along `dimension` (int64, not differentiable).
 Tensor argmax(const Tensor& x, std::int64_t dimension);
+// logits: (N, classes), labels: (N) int64 -> int64 scalar on the logits' device: the number of
+// rows whose label is among the k largest logits (ties rank the lower class first). For top-k
+// accuracy without copying logits to the host (accuracy.cpp).
+Tensor top_k_hits(const Tensor& logits, const Tensor& labels, std::int64_t k);
 
 // ---------------------------------------------------------------- shape (shape.cpp)
 // Differentiable versions of the Tensor view methods: the gradient flows back to the input.

@@ -11,7 +11,8 @@
 //   max_pool     cudnn, cuda
 //   avg_pool     cudnn, cuda
 //   relu         cudnn, cuda
-//   softmax      cudnn, cuda     (log_softmax and the cross-entropy's softmax)
+//   softmax      cudnn, cuda     (softmax and log_softmax; cross_entropy always runs
+//                                the fused kernel: one pass instead of three)
 //
 // The defaults are the vendor libraries until a measurement on a GPU says otherwise
 // (docs/benchmarks.md). Choose with set_implementation("batch_norm", "cuda") or, for a whole

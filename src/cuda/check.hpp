@@ -31,7 +31,9 @@ inline void check_cuda(cudaError_t status, const char* call, const char* file, i
 inline void check_cudnn(cudnnStatus_t status, const char* call, const char* file, int line) {
     if (status == CUDNN_STATUS_SUCCESS) return;
     std::string message = std::string("cuDNN error ") + cudnnGetErrorString(status) + call_site(call, file, line);
-    if (status == CUDNN_STATUS_NOT_SUPPORTED) throw detail::VendorDeclined(message);
+    // cuDNN 9 numbers "not supported" and its refinements (shape, data type, layout, ...) 3000-3999.
+    const int code = static_cast<int>(status);
+    if (code >= 3000 && code < 4000) throw detail::VendorDeclined(message);
     throw Error(message);
 }
 

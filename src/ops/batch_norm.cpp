@@ -22,6 +22,12 @@
 //
 // What limits the speed: memory bandwidth (see cpu/batch_norm.cpp); the work is spread over
 // channels with parallel_for.
+//
+// On a GPU (float32): implementation("batch_norm") picks cuDNN (src/cuda/cudnn_batch_norm.cu) or
+// cudagrad's kernels (kernels/batch_norm.cu); a configuration cuDNN declines runs ours. The eval-
+// mode backward is always ours (cuDNN has none), and so is a backward that needs no dx (cuDNN's
+// always writes one). num_batches_tracked may live on the CPU or on the input's GPU (a module
+// moved to the GPU moves it too); on the GPU a one-thread kernel increments it.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -29,6 +35,12 @@
 #include "cpu/batch_norm.hpp"
 #include "cudagrad/ops.hpp"
 #include "ops/op_support.hpp"
+
+#ifdef CUDAGRAD_WITH_CUDA
+#include "cuda/batch_norm.hpp"
+#include "cuda/cudnn_batch_norm.hpp"
+#include "registry_internal.hpp"
+#endif
 
 namespace cudagrad {
 namespace {
@@ -50,6 +62,142 @@ T& element(const Tensor& vector, std::int64_t i) {
     return vector.data<T>()[i * vector.strides()[0]];
 }
 
+#ifdef CUDAGRAD_WITH_CUDA
+float* float_data(const Tensor& tensor) { return tensor.defined() ? tensor.data<float>() : nullptr; }
+
+// Device scratch for the kernels, from the caching allocator (a float32 tensor used as bytes).
+Tensor device_scratch(std::int64_t bytes, Device device) {
+    return Tensor::empty({(bytes + 3) / 4}, DType::Float32, device);
+}
+
+// The running statistic as cuDNN wants it: contiguous (the tensor itself when it already is).
+Tensor contiguous_or_undefined(const Tensor& vector) { return vector.defined() ? vector.contiguous() : Tensor(); }
+
+Tensor batch_norm2d_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                         const Tensor& running_var, const Tensor& num_batches_tracked, const BatchNormOptions& options) {
+    const std::int64_t batch = x.size(0), channels = x.size(1), plane = x.size(2) * x.size(3);
+    const Device device = x.device();
+    const bool use_cudnn = implementation("batch_norm") == "cudnn";
+    const Tensor input = x.contiguous();
+    const Tensor weight_values = weight.defined() ? weight.contiguous() : Tensor();
+    const Tensor bias_values = bias.defined() ? bias.contiguous() : Tensor();
+    Tensor output = Tensor::empty(x.shape(), x.dtype(), device);
+    Tensor saved_mean = Tensor::empty({channels}, x.dtype(), device);
+    Tensor saved_inverse_std = Tensor::empty({channels}, x.dtype(), device);
+
+    cuda::BatchNormForward args;
+    args.x = input.data<float>();
+    args.y = output.data<float>();
+    args.weight = float_data(weight_values);
+    args.bias = float_data(bias_values);
+    args.saved_mean = saved_mean.data<float>();
+    args.saved_inverse_std = saved_inverse_std.data<float>();
+    args.running_mean = float_data(running_mean);
+    args.running_mean_stride = running_mean.defined() ? running_mean.strides()[0] : 1;
+    args.running_var = float_data(running_var);
+    args.running_var_stride = running_var.defined() ? running_var.strides()[0] : 1;
+    args.momentum = options.momentum;
+    args.eps = options.eps;
+    args.batch = batch;
+    args.channels = channels;
+    args.plane = plane;
+
+    const auto ours = [&] {
+        const std::int64_t bytes = cuda::batch_norm_scratch_bytes(batch, channels, plane);
+        const Tensor scratch = device_scratch(bytes, device);
+        if (options.training) {
+            cuda::batch_norm_forward_training(args, scratch.raw_data(), bytes);
+        } else {
+            cuda::batch_norm_forward_inference(args, scratch.raw_data(), bytes);
+        }
+    };
+    const auto vendor = [&] {
+        cuda::BatchNormForward vendor_args = args;
+        const Tensor ones = weight_values.defined() ? Tensor() : Tensor::ones({channels}, DType::Float32, device);
+        const Tensor zeros = bias_values.defined() ? Tensor() : Tensor::zeros({channels}, DType::Float32, device);
+        if (ones.defined()) vendor_args.weight = ones.data<float>();
+        if (zeros.defined()) vendor_args.bias = zeros.data<float>();
+        Tensor mean_values = contiguous_or_undefined(running_mean);
+        Tensor var_values = contiguous_or_undefined(running_var);
+        vendor_args.running_mean = float_data(mean_values);
+        vendor_args.running_var = float_data(var_values);
+        vendor_args.running_mean_stride = vendor_args.running_var_stride = 1;
+        if (options.training) {
+            cuda::cudnn_batch_norm_forward_training(vendor_args);
+            // Strided running statistics were updated in a contiguous copy: write it back.
+            if (mean_values.defined() && !mean_values.same_as(running_mean)) Tensor(running_mean).copy_(mean_values);
+            if (var_values.defined() && !var_values.same_as(running_var)) Tensor(running_var).copy_(var_values);
+        } else {
+            cuda::cudnn_batch_norm_forward_inference(vendor_args);
+        }
+    };
+    if (use_cudnn) {
+        detail::run_with_fallback(kOp, vendor, ours);
+    } else {
+        ours();
+    }
+    if (options.training && num_batches_tracked.defined()) {
+        if (num_batches_tracked.device().is_cpu()) {
+            num_batches_tracked.data<std::int64_t>()[0] += 1;
+        } else {
+            cuda::increment_int64_counter(num_batches_tracked.data<std::int64_t>());
+        }
+    }
+
+    if (!any_requires_grad({x, weight, bias})) return output;
+    const bool need_input = x.requires_grad();
+    const bool need_weight = weight.defined() && weight.requires_grad();
+    const bool need_bias = bias.defined() && bias.requires_grad();
+    const bool batch_statistics = options.training;
+    const double eps = options.eps;
+    record_op(output, kOp, {x, weight, bias},
+              [input, weight_values, saved_mean, saved_inverse_std, batch_statistics, need_input, need_weight,
+               need_bias, batch, channels, plane, eps, use_cudnn](const Tensor& output_gradient) -> std::vector<Tensor> {
+                  const Device device = input.device();
+                  make_device_current(device);
+                  const Tensor dy = output_gradient.contiguous();
+                  Tensor dx = need_input ? Tensor::empty(input.shape(), input.dtype(), device) : Tensor();
+                  Tensor dweight = need_weight ? Tensor::empty({channels}, input.dtype(), device) : Tensor();
+                  Tensor dbias = need_bias ? Tensor::empty({channels}, input.dtype(), device) : Tensor();
+                  cuda::BatchNormBackward args;
+                  args.dy = dy.data<float>();
+                  args.x = input.data<float>();
+                  args.saved_mean = saved_mean.data<float>();
+                  args.saved_inverse_std = saved_inverse_std.data<float>();
+                  args.weight = float_data(weight_values);
+                  args.batch_statistics = batch_statistics;
+                  args.dx = float_data(dx);
+                  args.dweight = float_data(dweight);
+                  args.dbias = float_data(dbias);
+                  args.batch = batch;
+                  args.channels = channels;
+                  args.plane = plane;
+                  const auto ours = [&] {
+                      const std::int64_t bytes = cuda::batch_norm_scratch_bytes(batch, channels, plane);
+                      const Tensor scratch = device_scratch(bytes, device);
+                      cuda::batch_norm_backward(args, scratch.raw_data(), bytes);
+                  };
+                  if (use_cudnn && batch_statistics && need_input) {
+                      detail::run_with_fallback(
+                          kOp,
+                          [&] {
+                              cuda::BatchNormBackward vendor_args = args;
+                              const Tensor ones = weight_values.defined()
+                                                      ? Tensor()
+                                                      : Tensor::ones({channels}, DType::Float32, device);
+                              if (ones.defined()) vendor_args.weight = ones.data<float>();
+                              cuda::cudnn_batch_norm_backward(vendor_args, eps);
+                          },
+                          ours);
+                  } else {
+                      ours();
+                  }
+                  return {dx, dweight, dbias};
+              });
+    return output;
+}
+#endif
+
 }  // namespace
 
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
@@ -62,9 +210,10 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
     check_channel_vector(running_var, x, "running_var");
     if (num_batches_tracked.defined()) {
         check(num_batches_tracked.dtype() == DType::Int64 && num_batches_tracked.numel() == 1 &&
-                  num_batches_tracked.dim() <= 1 && num_batches_tracked.device().is_cpu(),
-              kOp, "num_batches_tracked must be an int64 scalar (shape [] or [1]) on the cpu, got ",
-              num_batches_tracked.description());
+                  num_batches_tracked.dim() <= 1 &&
+                  (num_batches_tracked.device().is_cpu() || num_batches_tracked.device() == x.device()),
+              kOp, "num_batches_tracked must be an int64 scalar (shape [] or [1]) on the cpu or on the input's device (",
+              x.device().str(), "), got ", num_batches_tracked.description());
     }
     check(std::isfinite(options.eps) && options.eps >= 0.0, kOp, "eps must be finite and >= 0, got ",
           options.eps);
@@ -81,6 +230,14 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
               "eval mode (training = false) normalises with running_mean and running_var, so both must be "
               "defined (input ",
               shape_string(x.shape()), ")");
+    }
+
+    if (x.device().is_cuda()) {
+#ifdef CUDAGRAD_WITH_CUDA
+        return batch_norm2d_cuda(x, weight, bias, running_mean, running_var, num_batches_tracked, options);
+#else
+        detail::fail_without_cuda(kOp);
+#endif
     }
 
     const Tensor input = x.contiguous();

@@ -10,13 +10,18 @@
 // Must match PyTorch's forward and autograd, including groups and dilation.
 //
 // This file validates and dispatches; the arithmetic lives in src/cpu/conv2d.cpp (im2col +
-// GEMM, or the direct reference loops under CUDAGRAD_CONV=reference). What limits speed is
-// therefore the GEMM: about 2*N*K*P*Q*(C/groups)*R*S FLOPs for each of forward, dx and dweight.
+// GEMM, or the direct reference loops under CUDAGRAD_CONV=reference) and, for GPU tensors, in
+// src/ops/conv2d_cuda.cpp (cuDNN or cudagrad's kernels, per implementation("conv2d")). What
+// limits speed is therefore the GEMM: about 2*N*K*P*Q*(C/groups)*R*S FLOPs for each of forward,
+// dx and dweight.
 #include <string>
 
 #include "cpu/conv2d.hpp"
 #include "cudagrad/ops.hpp"
 #include "ops/op_support.hpp"
+#ifdef CUDAGRAD_WITH_CUDA
+#include "ops/conv2d_cuda.hpp"
+#endif
 
 namespace cudagrad {
 namespace {
@@ -95,13 +100,22 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     const Tensor input = x.contiguous();
     const Tensor kernel = weight.contiguous();
     const Tensor offset = bias.defined() ? bias.contiguous() : Tensor();
-    Tensor output = Tensor::empty({geometry.batch, geometry.out_channels, geometry.out_height, geometry.out_width},
-                                  x.dtype(), x.device());
-    detail::dispatch_floating(x.dtype(), kOp, [&](auto zero) {
-        using T = decltype(zero);
-        const T* bias_data = offset.defined() ? offset.data<T>() : nullptr;
-        cpu::conv2d_forward<T>(geometry, input.data<T>(), kernel.data<T>(), bias_data, output.data<T>());
-    });
+    Tensor output;
+    if (x.device().is_cuda()) {
+#ifdef CUDAGRAD_WITH_CUDA
+        output = detail::conv2d_forward_cuda(geometry, input, kernel, offset);
+#else
+        detail::fail_without_cuda(kOp);
+#endif
+    } else {
+        output = Tensor::empty({geometry.batch, geometry.out_channels, geometry.out_height, geometry.out_width},
+                               x.dtype(), x.device());
+        detail::dispatch_floating(x.dtype(), kOp, [&](auto zero) {
+            using T = decltype(zero);
+            const T* bias_data = offset.defined() ? offset.data<T>() : nullptr;
+            cpu::conv2d_forward<T>(geometry, input.data<T>(), kernel.data<T>(), bias_data, output.data<T>());
+        });
+    }
 
     // Which gradients are wanted is decided now, as PyTorch does, so the closure keeps alive
     // only what they need: the weight for dx, the input for dweight (and dbias, which the same
@@ -115,6 +129,17 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                need_bias](const Tensor& output_gradient) {
         const Tensor dy = output_gradient.contiguous();
         Tensor dx, dweight, dbias;
+        if (dy.device().is_cuda()) {
+#ifdef CUDAGRAD_WITH_CUDA
+            // On the GPU the bias gradient is its own small kernel: dweight only when wanted.
+            if (need_input) dx = detail::conv2d_backward_data_cuda(geometry, dy, kernel);
+            if (need_weight) dweight = detail::conv2d_backward_weight_cuda(geometry, input, dy);
+            if (need_bias) dbias = detail::conv2d_backward_bias_cuda(geometry, dy);
+#else
+            detail::fail_without_cuda("conv2d backward");
+#endif
+            return std::vector<Tensor>{dx, dweight, dbias};
+        }
         detail::dispatch_floating(dy.dtype(), "conv2d backward", [&](auto zero) {
             using T = decltype(zero);
             if (need_input) {

@@ -10,9 +10,16 @@
 //
 // Speed: memory bound (src/cpu/elementwise.hpp): 12 bytes moved per float add, ~5 ms per 4M
 // elements per core. Inputs that are not contiguous are copied first.
+//
+// On a GPU (float32) the same maps run as kernels/elementwise.cu (grid-stride, float4): an add
+// of two 128x256x56x56 activations moves 1.23 GB, ~0.41 ms at ~3 TB/s.
 #include "cpu/elementwise.hpp"
 #include "cudagrad/ops.hpp"
 #include "ops/op_support.hpp"
+
+#ifdef CUDAGRAD_WITH_CUDA
+#include "cuda/elementwise.hpp"
+#endif
 
 namespace cudagrad {
 namespace {
@@ -34,9 +41,62 @@ void run_binary(BinaryKind kind, const T* a, const T* b, T* out, std::int64_t co
     }
 }
 
+#ifdef CUDAGRAD_WITH_CUDA
+cuda::BinaryOp cuda_binary_op(BinaryKind kind) {
+    switch (kind) {
+        case BinaryKind::Add: return cuda::BinaryOp::Add;
+        case BinaryKind::Subtract: return cuda::BinaryOp::Sub;
+        case BinaryKind::Multiply: return cuda::BinaryOp::Mul;
+    }
+    return cuda::BinaryOp::Add;
+}
+#endif
+
+// The GPU side of binary_values: float32 tensors on one device (check_input and
+// check_same_kind saw to that for the forward; a backward's gradient is of the same kind).
+void binary_values_gpu(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& out, const char* op) {
+#ifdef CUDAGRAD_WITH_CUDA
+    check_same_kind(a, b, op, "a", "b");
+    make_device_current(a.device());
+    cuda::binary(cuda_binary_op(kind), a.data<float>(), b.data<float>(), out.data<float>(), a.numel());
+#else
+    (void)kind;
+    (void)a;
+    (void)b;
+    (void)out;
+    detail::fail_without_cuda(op);
+#endif
+}
+
+// The GPU side of affine_values.
+void affine_values_gpu(const Tensor& a, double factor, double value, Tensor& out, const char* op) {
+#ifdef CUDAGRAD_WITH_CUDA
+    (void)op;
+    make_device_current(a.device());
+    const float* x = a.data<float>();
+    float* y = out.data<float>();
+    if (factor != 1.0) {
+        cuda::scale(x, static_cast<float>(factor), y, a.numel());
+        if (value != 0.0) cuda::add_scalar(y, static_cast<float>(value), y, a.numel());
+    } else {
+        cuda::add_scalar(x, static_cast<float>(value), y, a.numel());
+    }
+#else
+    (void)a;
+    (void)factor;
+    (void)value;
+    (void)out;
+    detail::fail_without_cuda(op);
+#endif
+}
+
 // out = a (op) b for contiguous tensors of one dtype and shape; no autograd.
 Tensor binary_values(BinaryKind kind, const Tensor& a, const Tensor& b, const char* op) {
     Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
+    if (a.device().is_cuda()) {
+        binary_values_gpu(kind, a, b, out, op);
+        return out;
+    }
     dispatch_floating(a.dtype(), op, [&](auto zero) {
         using T = decltype(zero);
         run_binary<T>(kind, a.data<T>(), b.data<T>(), out.data<T>(), a.numel());
@@ -47,6 +107,10 @@ Tensor binary_values(BinaryKind kind, const Tensor& a, const Tensor& b, const ch
 // out = a * factor + value for a contiguous tensor; no autograd.
 Tensor affine_values(const Tensor& a, double factor, double value, const char* op) {
     Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
+    if (a.device().is_cuda()) {
+        affine_values_gpu(a, factor, value, out, op);
+        return out;
+    }
     dispatch_floating(a.dtype(), op, [&](auto zero) {
         using T = decltype(zero);
         if (factor != 1.0) {

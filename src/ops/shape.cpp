@@ -16,6 +16,10 @@
 //
 // Speed: the forward ops only build a new (shape, strides, offset); the slice gradient is one
 // zero fill and one block copy per outer index, memory bound.
+//
+// GPU tensors: the forward views work on any device (no data moves); a non-contiguous input to
+// reshape/flatten is copied on its GPU by Tensor::contiguous. The slice gradient on a GPU is a
+// zero fill plus a strided copy into the slice's view, both on the device.
 #include <cstring>
 
 #include "cpu/elementwise.hpp"
@@ -108,6 +112,13 @@ Tensor slice(const Tensor& x, std::int64_t dimension, std::int64_t start, std::i
     Tensor output = x.slice(static_cast<std::int64_t>(sliced), start, end);
     record_op(output, "slice", {x},
               [input_shape = x.shape(), dtype = x.dtype(), sliced, start, end](const Tensor& gradient) {
+                  if (gradient.device().is_cuda()) {
+                      // On a GPU: zeros, then the gradient copied into the slice's view of them
+                      // (Tensor::fill_ and copy_ run kernels/copy.cu's strided kernels).
+                      Tensor input_gradient = Tensor::zeros(input_shape, dtype, gradient.device());
+                      input_gradient.slice(static_cast<std::int64_t>(sliced), start, end).copy_(gradient);
+                      return std::vector<Tensor>{input_gradient};
+                  }
                   // Raw bytes are copied below, so the gradient must have exactly this dtype.
                   Tensor g = gradient.to(dtype).contiguous();
                   Tensor input_gradient = Tensor::empty(input_shape, dtype);

@@ -11,14 +11,25 @@
 // with one or two threads alike: the memory bus is the limit, not the arithmetic). Doing weight
 // decay, momentum and the update as separate tensor ops (as the foreach=False PyTorch code does)
 // would read and write everything three times over.
+//
+// On a GPU (float32 parameters, all on one device) the same update runs as ONE kernel launch
+// per step over every parameter (kernels/sgd.cu): the host lists the parameters with a
+// gradient in a small table, copies it to the device and launches one block per 8192-element
+// chunk. ResNet-50's 0.5 GB per step take ~0.17 ms at ~3 TB/s.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <set>
 #include <string>
 
 #include "cpu/parallel.hpp"
 #include "cudagrad/autograd.hpp"
 #include "cudagrad/optim.hpp"
+
+#ifdef CUDAGRAD_WITH_CUDA
+#include "cuda/runtime.hpp"
+#include "cuda/sgd.hpp"
+#endif
 
 namespace cudagrad {
 namespace {
@@ -89,6 +100,68 @@ void update_tensor(Tensor& weight, const Tensor& gradient, Tensor& buffer, doubl
     } else {
         run(float{});
     }
+}
+
+// One parameter of a GPU step: the contiguous tensors the kernel reads and writes, and the
+// parameter to copy the result back into when it is not contiguous itself.
+struct GpuUpdate {
+    Tensor parameter;
+    Tensor weight;    // parameter itself, or a contiguous copy of it
+    Tensor gradient;  // contiguous
+    Tensor buffer;    // undefined without momentum; a new one on the first step
+    Tensor* buffer_slot;  // where a new buffer is kept once the launch succeeded
+    double weight_decay;
+    bool first_step;
+};
+
+// Every GPU parameter's update in one launch (kernels/sgd.cu), then the write-back of the
+// non-contiguous ones. Everything was checked by step(): float32, one device.
+void update_on_gpu(const std::vector<GpuUpdate>& updates, double lr, const SgdOptions& options) {
+    if (updates.empty()) return;
+#ifdef CUDAGRAD_WITH_CUDA
+    const Device device = updates.front().weight.device();
+    make_device_current(device);
+    std::vector<cuda::SgdParameterUpdate> entries;
+    entries.reserve(updates.size());
+    for (const GpuUpdate& update : updates) {
+        cuda::SgdParameterUpdate entry;
+        entry.weight = update.weight.data<float>();
+        entry.gradient = update.gradient.data<float>();
+        entry.buffer = update.buffer.defined() ? update.buffer.data<float>() : nullptr;
+        entry.count = update.weight.numel();
+        entry.weight_decay = static_cast<float>(update.weight_decay);
+        entry.use_weight_decay = update.weight_decay != 0.0;
+        entry.first_step = update.first_step;
+        entries.push_back(entry);
+    }
+    std::vector<std::int64_t> table;
+    const std::int64_t chunks = cuda::build_sgd_table(entries, table);
+    // The table travels as an int64 tensor staged in pinned memory: a copy from pageable memory
+    // may block the host until the GPU catches up, which would put a host sync in every step.
+    // The pinned block is reused only after this copy has run (pinned_allocator), and the
+    // device block's reuse is kept behind the kernel's reads by stream order.
+    const Shape table_shape = {static_cast<std::int64_t>(table.size())};
+    Tensor staged_table = Tensor::empty_in(table_shape, DType::Int64, pinned_allocator());
+    std::memcpy(staged_table.raw_data(), table.data(), table.size() * sizeof(std::int64_t));
+    Tensor device_table = staged_table.to(device);
+    cuda::SgdHyperparameters hyperparameters;
+    hyperparameters.lr = static_cast<float>(lr);
+    hyperparameters.momentum = static_cast<float>(options.momentum);
+    hyperparameters.one_minus_dampening = static_cast<float>(1.0 - options.dampening);
+    hyperparameters.use_momentum = options.momentum != 0.0;
+    hyperparameters.nesterov = options.nesterov;
+    cuda::sgd_step(device_table.data<std::int64_t>(), static_cast<std::int64_t>(entries.size()), chunks,
+                   hyperparameters);
+    for (const GpuUpdate& update : updates) {
+        if (update.first_step) *update.buffer_slot = update.buffer;
+        if (!update.weight.same_as(update.parameter)) Tensor(update.parameter).copy_(update.weight);
+    }
+#else
+    (void)updates;
+    (void)lr;
+    (void)options;
+    fail(op, "cudagrad was built without CUDA, so parameters cannot be on a GPU");
+#endif
 }
 
 void check_hyperparameter(double value, const char* name) {
@@ -171,14 +244,24 @@ Tensor SGD::momentum_buffer(std::size_t group, std::size_t index) const {
 
 void SGD::step() {
     // Validate everything first: a step that fails halfway would leave some weights updated.
+    // Parameters may live on the CPU or on one GPU (float32 there), not on several devices.
+    const Tensor* first_parameter = nullptr;
+    const std::string* first_key = nullptr;
     for (std::size_t g = 0; g < groups_.size(); ++g) {
         for (std::size_t i = 0; i < groups_[g].parameters.size(); ++i) {
             const Tensor& parameter = groups_[g].parameters[i];
             const Tensor gradient = parameter.grad();
             if (!gradient.defined()) continue;
             const std::string& key = keys_[g][i];
-            check(parameter.device().is_cpu(), op, "parameter '", key, "' is on ", parameter.device().str(),
-                  ", but SGD has only a CPU implementation so far");
+            if (first_parameter == nullptr) {
+                first_parameter = &parameter;
+                first_key = &key;
+            }
+            check(parameter.device() == first_parameter->device(), op, "parameter '", key, "' is on ",
+                  parameter.device().str(), " but parameter '", *first_key, "' is on ",
+                  first_parameter->device().str(), ": all parameters of one optimiser must be on one device");
+            check(parameter.device().is_cpu() || parameter.dtype() == DType::Float32, op, "parameter '", key,
+                  "' is ", parameter.description(), ": on a GPU, SGD updates float32 parameters only");
             check(gradient.shape() == parameter.shape(), op, "the gradient of parameter '", key, "' has shape ",
                   shape_string(gradient.shape()), " but the parameter has shape ", shape_string(parameter.shape()));
             check(gradient.dtype() == parameter.dtype() && gradient.device() == parameter.device(), op,
@@ -188,6 +271,7 @@ void SGD::step() {
     }
 
     NoGradGuard no_grad;
+    std::vector<GpuUpdate> gpu_updates;  // collected, then one launch for all of them
     for (std::size_t g = 0; g < groups_.size(); ++g) {
         const double group_weight_decay = weight_decay(g);
         for (std::size_t i = 0; i < groups_[g].parameters.size(); ++i) {
@@ -196,16 +280,26 @@ void SGD::step() {
             if (!gradient.defined() || parameter.numel() == 0) continue;
             Tensor& buffer = momentum_buffers_[g][i];
             const bool first_step = options_.momentum != 0.0 && !buffer.defined();
-            if (first_step) buffer = Tensor::empty(parameter.shape(), parameter.dtype(), parameter.device());
 
             // Parameters are normally contiguous; a strided one is updated through a contiguous
             // copy that is then written back into its own storage.
             Tensor weight = parameter.is_contiguous() ? parameter : parameter.contiguous();
             const Tensor gradient_values = gradient.contiguous();
+            if (parameter.device().is_cuda()) {
+                // Buffers are created here or loaded with clone(): contiguous on the GPU. A new
+                // one is kept only after the launch (update_on_gpu).
+                Tensor step_buffer =
+                    first_step ? Tensor::empty(parameter.shape(), parameter.dtype(), parameter.device()) : buffer;
+                gpu_updates.push_back(GpuUpdate{parameter, weight, gradient_values, step_buffer, &buffer,
+                                                group_weight_decay, first_step});
+                continue;
+            }
+            if (first_step) buffer = Tensor::empty(parameter.shape(), parameter.dtype(), parameter.device());
             update_tensor(weight, gradient_values, buffer, lr_, options_, group_weight_decay, first_step);
             if (!weight.same_as(parameter)) parameter.copy_(weight);
         }
     }
+    update_on_gpu(gpu_updates, lr_, options_);
     ++step_count_;
 }
 
