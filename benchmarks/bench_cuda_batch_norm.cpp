@@ -41,13 +41,6 @@ const char* pass_name(Pass pass) {
     return "?";
 }
 
-Tensor random_tensor(const Shape& shape, std::uint64_t seed, double low, double high) {
-    Generator generator(seed);
-    Tensor tensor = Tensor::empty(shape, DType::Float32);
-    uniform_(tensor, low, high, generator);
-    return tensor;
-}
-
 #ifdef CUDAGRAD_WITH_CUDA
 // Inputs on the CPU (for the reference) and on the GPU, and every output buffer.
 struct Buffers {
@@ -65,12 +58,12 @@ struct Buffers {
         channels = activation.channels;
         plane = activation.size * activation.size;
         shape = {batch, channels, activation.size, activation.size};
-        x_cpu = random_tensor(shape, 1, -1.0, 3.0);
-        dy_cpu = random_tensor(shape, 2, -1.0, 1.0);
-        weight_cpu = random_tensor({channels}, 3, 0.5, 1.5);
-        bias_cpu = random_tensor({channels}, 4, -1.0, 1.0);
-        mean_cpu = random_tensor({channels}, 5, -1.0, 1.0);
-        var_cpu = random_tensor({channels}, 6, 0.5, 2.0);
+        x_cpu = bench::random_cpu(shape, 1, -1.0, 3.0);
+        dy_cpu = bench::random_cpu(shape, 2, -1.0, 1.0);
+        weight_cpu = bench::random_cpu({channels}, 3, 0.5, 1.5);
+        bias_cpu = bench::random_cpu({channels}, 4, -1.0, 1.0);
+        mean_cpu = bench::random_cpu({channels}, 5, -1.0, 1.0);
+        var_cpu = bench::random_cpu({channels}, 6, 0.5, 2.0);
         x = x_cpu.to(device);
         dy = dy_cpu.to(device);
         weight = weight_cpu.to(device);
@@ -168,8 +161,7 @@ void batch_norm_case(benchmark::State& state, Pass pass, bench::ActivationShape 
     const double mean_ms = bench::time_on_gpu(state, [&] { buffers.run(pass, vendor); });
     const double elements = static_cast<double>(batch * activation.channels * activation.size * activation.size);
     const double bytes = (pass == Pass::Backward ? 12.0 : 8.0) * elements;
-    const std::string key = std::string(pass_name(pass)) + "/" + activation.name + "/b" + std::to_string(batch);
-    bench::report(state, key, mean_ms, 0.0, bytes, vendor);
+    bench::report(state, bench::case_key(pass_name(pass), activation.name, batch), mean_ms, 0.0, bytes, vendor);
 #else
     (void)pass, (void)activation, (void)batch, (void)vendor;
 #endif
@@ -184,14 +176,12 @@ int main(int argc, char** argv) {
         for (const auto& activation : cudagrad::bench::resnet50_activations()) {
             for (const std::int64_t batch : cudagrad::bench::benchmark_batches()) {
                 for (const bool vendor : {true, false}) {  // the vendor first, for vs_vendor
-                    const std::string name = std::string(pass_name(pass)) + "/" + activation.name + "/b" +
-                                             std::to_string(batch) + (vendor ? "/cudnn" : "/cuda");
-                    benchmark::RegisterBenchmark(name.c_str(),
-                                                 [pass, activation, batch, vendor](benchmark::State& state) {
-                                                     batch_norm_case(state, pass, activation, batch, vendor);
-                                                 })
-                        ->UseManualTime()
-                        ->Unit(benchmark::kMicrosecond);
+                    const std::string name = cudagrad::bench::case_key(pass_name(pass), activation.name, batch) +
+                                             (vendor ? "/cudnn" : "/cuda");
+                    auto run = [pass, activation, batch, vendor](benchmark::State& state) {
+                        batch_norm_case(state, pass, activation, batch, vendor);
+                    };
+                    cudagrad::bench::register_gpu_case(name, run);
                 }
             }
         }

@@ -104,10 +104,7 @@ cpu::ConvGeometry geometry_for(const ConvProblem& p) {
 
 // Values k/8, k in [-8, 8], from a fixed seed.
 std::vector<float> eighths(std::int64_t count, std::uint64_t seed) {
-    Generator generator(seed);
-    Tensor values = Tensor::empty({count}, DType::Float32);
-    uniform_(values, -1.0, 1.0, generator);
-    std::vector<float> result = values.to_float_vector();
+    std::vector<float> result = random_cpu({count}, seed).to_float_vector();
     for (float& value : result) value = std::round(value * 8.0f) / 8.0f;
     return result;
 }
@@ -289,17 +286,13 @@ int main(int argc, char** argv) {
         for (const std::int64_t batch : benchmark_batches()) {
             for (int pass = 0; pass < 3; ++pass) {
                 for (const Precision& precision : precisions()) {
-                    const std::string key = std::string("conv2d_") + pass_name(pass) + "_" + precision.name + "/" +
-                                            layer.name + "/b" + std::to_string(batch);
+                    const std::string key = case_key(std::string("conv2d_") + pass_name(pass) + "_" + precision.name,
+                                                     layer.name, batch);
                     for (const char* implementation : precision.implementations) {
-                        benchmark::RegisterBenchmark((key + "/" + implementation).c_str(),
-                                                     [&layer, batch, pass, &precision, implementation,
-                                                      key](benchmark::State& state) {
-                                                         run_case(state, layer, batch, pass, precision,
-                                                                  implementation, key);
-                                                     })
-                            ->UseManualTime()
-                            ->Unit(benchmark::kMicrosecond);
+                        auto run = [&layer, batch, pass, &precision, implementation, key](benchmark::State& state) {
+                            run_case(state, layer, batch, pass, precision, implementation, key);
+                        };
+                        register_gpu_case(key + "/" + implementation, run);
                     }
                 }
             }

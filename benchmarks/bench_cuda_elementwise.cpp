@@ -54,18 +54,12 @@ Shape activation_shape(const bench::ActivationShape& shape, std::int64_t batch) 
     return {batch, shape.channels, shape.size, shape.size};
 }
 
-std::string key_for(const char* op, const bench::ActivationShape& shape, std::int64_t batch) {
-    return std::string(op) + "/" + shape.name + "/b" + std::to_string(batch);
-}
-
 // Uniform [-1, 1) values for a batch-2 block (returned, on the CPU), copied into every batch-2
 // slice of a new GPU tensor of the full shape.
 Tensor tiled_gpu_input(const Shape& shape, std::uint64_t seed, Tensor* block_out) {
     Shape block_shape = shape;
     block_shape[0] = std::min(shape[0], check_batch);
-    Generator generator(seed);
-    Tensor block = Tensor::empty(block_shape, DType::Float32);
-    uniform_(block, -1.0, 1.0, generator);
+    Tensor block = bench::random_cpu(block_shape, seed);
     Tensor full = Tensor::empty(shape, DType::Float32, Device::cuda(0));
     for (std::int64_t start = 0; start < shape[0]; start += block_shape[0]) {
         const std::int64_t end = std::min(shape[0], start + block_shape[0]);
@@ -104,7 +98,7 @@ void relu_forward_case(benchmark::State& state, const bench::ActivationShape& ac
     if (!bench::passes_check(state, first_images(y, block.size(0)), relu(block), 0.0, 0.0)) return;
     const double mean_ms = bench::time_on_gpu(state, body);
     const double bytes = 8.0 * static_cast<double>(x.numel());
-    bench::report(state, key_for("relu_forward", activation, batch), mean_ms, 0.0, bytes,
+    bench::report(state, bench::case_key("relu_forward", activation.name, batch), mean_ms, 0.0, bytes,
                   implementation == Implementation::Cudnn);
 #else
     (void)activation, (void)batch, (void)implementation;
@@ -136,7 +130,7 @@ void relu_backward_case(benchmark::State& state, const bench::ActivationShape& a
     if (!bench::passes_check(state, first_images(dx, x_block.size(0)), x_cpu.grad(), 0.0, 0.0)) return;
     const double mean_ms = bench::time_on_gpu(state, body);
     const double bytes = 12.0 * static_cast<double>(x.numel());
-    bench::report(state, key_for("relu_backward", activation, batch), mean_ms, 0.0, bytes,
+    bench::report(state, bench::case_key("relu_backward", activation.name, batch), mean_ms, 0.0, bytes,
                   implementation == Implementation::Cudnn);
 #else
     (void)activation, (void)batch, (void)implementation;
@@ -158,7 +152,8 @@ void add_case(benchmark::State& state, const bench::ActivationShape& activation,
     body();
     if (!bench::passes_check(state, first_images(y, a_block.size(0)), add(a_block, b_block), 0.0, 0.0)) return;
     const double mean_ms = bench::time_on_gpu(state, body);
-    bench::report(state, key_for("add", activation, batch), mean_ms, 0.0, 12.0 * static_cast<double>(a.numel()), false);
+    bench::report(state, bench::case_key("add", activation.name, batch), mean_ms, 0.0,
+                  12.0 * static_cast<double>(a.numel()), false);
 #else
     (void)activation, (void)batch;
 #endif
@@ -206,37 +201,27 @@ void sgd_step_case(benchmark::State& state) {
 void register_cases() {
     for (const std::int64_t batch : bench::benchmark_batches()) {
         for (const bench::ActivationShape& activation : bench::resnet50_activations()) {
-            const std::string suffix = std::string("/") + activation.name + "/b" + std::to_string(batch) + "/";
             // The vendor case first, so ours can report vs_vendor.
             for (Implementation implementation :
                  {Implementation::Cudnn, Implementation::Cuda, Implementation::CudaV1}) {
-                const std::string name = "relu_forward" + suffix + implementation_name(implementation);
-                benchmark::RegisterBenchmark(name.c_str(),
-                                             [&activation, batch, implementation](benchmark::State& s) {
-                                                 relu_forward_case(s, activation, batch, implementation);
-                                             })
-                    ->UseManualTime()
-                    ->Unit(benchmark::kMicrosecond);
+                const std::string name = bench::case_key("relu_forward", activation.name, batch) + "/" +
+                                         implementation_name(implementation);
+                bench::register_gpu_case(name, [&activation, batch, implementation](benchmark::State& s) {
+                    relu_forward_case(s, activation, batch, implementation);
+                });
             }
             for (Implementation implementation : {Implementation::Cudnn, Implementation::Cuda}) {
-                const std::string name = "relu_backward" + suffix + implementation_name(implementation);
-                benchmark::RegisterBenchmark(name.c_str(),
-                                             [&activation, batch, implementation](benchmark::State& s) {
-                                                 relu_backward_case(s, activation, batch, implementation);
-                                             })
-                    ->UseManualTime()
-                    ->Unit(benchmark::kMicrosecond);
+                const std::string name = bench::case_key("relu_backward", activation.name, batch) + "/" +
+                                         implementation_name(implementation);
+                bench::register_gpu_case(name, [&activation, batch, implementation](benchmark::State& s) {
+                    relu_backward_case(s, activation, batch, implementation);
+                });
             }
-            const std::string name = "add" + suffix + "cuda";
-            benchmark::RegisterBenchmark(name.c_str(),
-                                         [&activation, batch](benchmark::State& s) { add_case(s, activation, batch); })
-                ->UseManualTime()
-                ->Unit(benchmark::kMicrosecond);
+            bench::register_gpu_case(bench::case_key("add", activation.name, batch) + "/cuda",
+                                     [&activation, batch](benchmark::State& s) { add_case(s, activation, batch); });
         }
     }
-    benchmark::RegisterBenchmark("sgd_step/resnet50_params/cuda", [](benchmark::State& s) { sgd_step_case(s); })
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
+    bench::register_gpu_case("sgd_step/resnet50_params/cuda", [](benchmark::State& s) { sgd_step_case(s); });
 }
 
 }  // namespace

@@ -56,9 +56,7 @@ float round_to_bf16(float value) {
 
 // A CPU matrix of bf16-representable values in [-1, 1).
 Tensor bf16_values(const Shape& shape, std::uint64_t seed) {
-    Generator generator(seed);
-    Tensor tensor = Tensor::empty(shape);
-    uniform_(tensor, -1.0, 1.0, generator);
+    Tensor tensor = random_cpu(shape, seed);
     float* values = tensor.data<float>();
     for (std::int64_t i = 0; i < tensor.numel(); ++i) values[i] = round_to_bf16(values[i]);
     return tensor;
@@ -203,10 +201,8 @@ std::vector<Case> all_cases() {
 void register_cases() {
 #ifdef CUDAGRAD_WITH_CUDA
     for (const Case& c : all_cases()) {
-        benchmark::RegisterBenchmark((c.op + "/" + c.shape + "/" + c.implementation).c_str(),
-                                     [c](benchmark::State& state) { run_case(state, c); })
-            ->UseManualTime()
-            ->Unit(benchmark::kMicrosecond);
+        register_gpu_case(c.op + "/" + c.shape + "/" + c.implementation,
+                          [c](benchmark::State& state) { run_case(state, c); });
     }
 #else
     benchmark::RegisterBenchmark("gemm/cuda", [](benchmark::State& state) {

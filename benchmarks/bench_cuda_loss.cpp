@@ -35,15 +35,10 @@ constexpr std::int64_t classes = 1000;
 const char* const shape_name = "classes1000";
 
 [[maybe_unused]] Tensor random_logits(std::int64_t batch, std::uint64_t seed) {
-    Generator generator(seed);
-    Tensor logits = Tensor::empty({batch, classes}, DType::Float32);
-    uniform_(logits, -4.0, 4.0, generator);
-    return logits;
+    return bench::random_cpu({batch, classes}, seed, -4.0, 4.0);
 }
 
-[[maybe_unused]] std::string key_for(const char* op, std::int64_t batch) {
-    return std::string(op) + "/" + shape_name + "/b" + std::to_string(batch);
-}
+std::string key_for(const char* op, std::int64_t batch) { return bench::case_key(op, shape_name, batch); }
 
 void log_softmax_forward_case(benchmark::State& state, std::int64_t batch, bool vendor) {
     if (!bench::gpu_ready(state)) return;
@@ -139,24 +134,21 @@ void cross_entropy_case(benchmark::State& state, std::int64_t batch) {
 
 void register_cases() {
     for (const std::int64_t batch : bench::benchmark_batches()) {
-        const std::string suffix = std::string("/") + shape_name + "/b" + std::to_string(batch);
         // The vendor case first, so ours can report vs_vendor.
         for (const bool vendor : {true, false}) {
-            const std::string name = "log_softmax_forward" + suffix + (vendor ? "/cudnn" : "/cuda");
-            benchmark::RegisterBenchmark(name.c_str(), [batch, vendor](benchmark::State& state) {
+            const std::string name = key_for("log_softmax_forward", batch) + (vendor ? "/cudnn" : "/cuda");
+            bench::register_gpu_case(name, [batch, vendor](benchmark::State& state) {
                 log_softmax_forward_case(state, batch, vendor);
-            })->UseManualTime()->Unit(benchmark::kMicrosecond);
+            });
         }
         for (const bool vendor : {true, false}) {
-            const std::string name = "log_softmax_backward" + suffix + (vendor ? "/cudnn" : "/cuda");
-            benchmark::RegisterBenchmark(name.c_str(), [batch, vendor](benchmark::State& state) {
+            const std::string name = key_for("log_softmax_backward", batch) + (vendor ? "/cudnn" : "/cuda");
+            bench::register_gpu_case(name, [batch, vendor](benchmark::State& state) {
                 log_softmax_backward_case(state, batch, vendor);
-            })->UseManualTime()->Unit(benchmark::kMicrosecond);
+            });
         }
-        const std::string name = "cross_entropy_forward_backward" + suffix + "/cuda";
-        benchmark::RegisterBenchmark(name.c_str(), [batch](benchmark::State& state) {
-            cross_entropy_case(state, batch);
-        })->UseManualTime()->Unit(benchmark::kMicrosecond);
+        bench::register_gpu_case(key_for("cross_entropy_forward_backward", batch) + "/cuda",
+                                 [batch](benchmark::State& state) { cross_entropy_case(state, batch); });
     }
 }
 

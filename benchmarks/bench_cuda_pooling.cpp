@@ -32,17 +32,6 @@ namespace {
 
 using namespace cudagrad;
 
-Tensor random_tensor(const Shape& shape, std::uint64_t seed) {
-    Generator generator(seed);
-    Tensor tensor = Tensor::empty(shape, DType::Float32);
-    uniform_(tensor, -1.0, 1.0, generator);
-    return tensor;
-}
-
-std::string key_for(const char* op, const char* shape, std::int64_t batch) {
-    return std::string(op) + "/" + shape + "/b" + std::to_string(batch);
-}
-
 #ifdef CUDAGRAD_WITH_CUDA
 Pool2dOptions stem_pool() {
     Pool2dOptions options;
@@ -102,7 +91,7 @@ void max_pool_case(benchmark::State& state, std::int64_t batch, bool backward, b
     const Shape input_shape{batch, stem.channels, stem.size, stem.size};
     const Shape output_shape{batch, stem.channels, g.output_h, g.output_w};
     const Tensor x = scrambled_values(input_shape).to(device);
-    const Tensor dy = random_tensor(output_shape, 2).to(device);
+    const Tensor dy = bench::random_cpu(output_shape, 2).to(device);
     Tensor y = Tensor::empty(output_shape, DType::Float32, device);
     Tensor argmax = Tensor::empty(output_shape, DType::Float32, device);  // int32 storage
     Tensor dx = Tensor::empty(input_shape, DType::Float32, device);
@@ -126,8 +115,8 @@ void max_pool_case(benchmark::State& state, std::int64_t batch, bool backward, b
     if (!bench::passes_check(state, first_two(backward ? dx : y), expected, 1e-5, 1e-6)) return;
     const double mean_ms = bench::time_on_gpu(state, body);
     const double bytes = 4.0 * static_cast<double>(shape_numel(input_shape) + shape_numel(output_shape));
-    bench::report(state, key_for(backward ? "max_pool_backward" : "max_pool_forward", stem.name, batch), mean_ms, 0.0,
-                  bytes, vendor);
+    const char* op = backward ? "max_pool_backward" : "max_pool_forward";
+    bench::report(state, bench::case_key(op, stem.name, batch), mean_ms, 0.0, bytes, vendor);
 #else
     (void)batch, (void)backward, (void)vendor;
 #endif
@@ -142,8 +131,8 @@ void global_avg_pool_case(benchmark::State& state, std::int64_t batch, bool back
     const std::int64_t planes = batch * layer4.channels, plane_size = layer4.size * layer4.size;
     const Shape input_shape{batch, layer4.channels, layer4.size, layer4.size};
     const Shape output_shape{batch, layer4.channels, 1, 1};
-    const Tensor x = random_tensor(input_shape, 3).to(device);
-    const Tensor dy = random_tensor(output_shape, 4).to(device);
+    const Tensor x = bench::random_cpu(input_shape, 3).to(device);
+    const Tensor dy = bench::random_cpu(output_shape, 4).to(device);
     Tensor y = Tensor::empty(output_shape, DType::Float32, device);
     Tensor dx = Tensor::empty(input_shape, DType::Float32, device);
     auto body = [&] {
@@ -161,8 +150,8 @@ void global_avg_pool_case(benchmark::State& state, std::int64_t batch, bool back
     if (!bench::passes_check(state, first_two(backward ? dx : y), expected, 1e-5, 1e-6)) return;
     const double mean_ms = bench::time_on_gpu(state, body);
     const double bytes = 4.0 * static_cast<double>(shape_numel(input_shape) + shape_numel(output_shape));
-    bench::report(state, key_for(backward ? "global_avg_pool_backward" : "global_avg_pool_forward", layer4.name, batch),
-                  mean_ms, 0.0, bytes, false);
+    const char* op = backward ? "global_avg_pool_backward" : "global_avg_pool_forward";
+    bench::report(state, bench::case_key(op, layer4.name, batch), mean_ms, 0.0, bytes, false);
 #else
     (void)batch, (void)backward;
 #endif
@@ -176,28 +165,21 @@ int main(int argc, char** argv) {
     const std::string stem = cudagrad::bench::resnet50_activations().front().name;
     const std::string layer4 = cudagrad::bench::resnet50_activations().back().name;
     for (const std::int64_t batch : cudagrad::bench::benchmark_batches()) {
-        const std::string suffix = "/b" + std::to_string(batch);
         for (const bool backward : {false, true}) {
             for (const bool vendor : {true, false}) {  // the vendor first, for vs_vendor
-                const std::string name = std::string(backward ? "max_pool_backward/" : "max_pool_forward/") + stem +
-                                         suffix + (vendor ? "/cudnn" : "/cuda");
-                benchmark::RegisterBenchmark(name.c_str(),
-                                             [batch, backward, vendor](benchmark::State& state) {
-                                                 max_pool_case(state, batch, backward, vendor);
-                                             })
-                    ->UseManualTime()
-                    ->Unit(benchmark::kMicrosecond);
+                const char* op = backward ? "max_pool_backward" : "max_pool_forward";
+                const std::string name = cudagrad::bench::case_key(op, stem, batch) + (vendor ? "/cudnn" : "/cuda");
+                cudagrad::bench::register_gpu_case(name, [batch, backward, vendor](benchmark::State& state) {
+                    max_pool_case(state, batch, backward, vendor);
+                });
             }
         }
         for (const bool backward : {false, true}) {
-            const std::string name = std::string(backward ? "global_avg_pool_backward/" : "global_avg_pool_forward/") +
-                                     layer4 + suffix + "/cuda";
-            benchmark::RegisterBenchmark(name.c_str(),
-                                         [batch, backward](benchmark::State& state) {
-                                             global_avg_pool_case(state, batch, backward);
-                                         })
-                ->UseManualTime()
-                ->Unit(benchmark::kMicrosecond);
+            const char* op = backward ? "global_avg_pool_backward" : "global_avg_pool_forward";
+            const std::string name = cudagrad::bench::case_key(op, layer4, batch) + "/cuda";
+            cudagrad::bench::register_gpu_case(name, [batch, backward](benchmark::State& state) {
+                global_avg_pool_case(state, batch, backward);
+            });
         }
     }
     benchmark::RunSpecifiedBenchmarks();

@@ -17,9 +17,12 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <cudagrad/cudagrad.hpp>
 
@@ -43,6 +46,29 @@ inline void add_device_context() {
         benchmark::AddCustomContext("gpu_theoretical_bandwidth_gb_s", std::to_string(facts.theoretical_bandwidth_gb_s));
     }
 #endif
+}
+
+// Registers a GPU case: manual (CUDA event) time, reported in microseconds. `function` takes
+// the benchmark::State&. Returns the benchmark for further settings.
+template <typename Function>
+benchmark::internal::Benchmark* register_gpu_case(const std::string& name, Function&& function) {
+    return benchmark::RegisterBenchmark(name.c_str(), std::forward<Function>(function))
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+}
+
+// The key of a case without its implementation, "<op>/<shape>/b<batch>": vs_vendor pairs the
+// cases of one key, and the case's name is the key + "/<implementation>".
+inline std::string case_key(const std::string& op, const std::string& shape, std::int64_t batch) {
+    return op + "/" + shape + "/b" + std::to_string(batch);
+}
+
+// Uniform values in [low, high), float32 on the CPU, from a fixed seed (as the tests' random_cpu).
+inline Tensor random_cpu(const Shape& shape, std::uint64_t seed, double low = -1.0, double high = 1.0) {
+    Generator generator(seed);
+    Tensor tensor = Tensor::empty(shape, DType::Float32);
+    uniform_(tensor, low, high, generator);
+    return tensor;
 }
 
 // False (and the case marked skipped, with the reason) where no GPU is usable.

@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "conv2d_addressing.cuh"
 #include "cuda/check.hpp"
 #include "cuda/context.hpp"
 #include "cuda/conv2d.hpp"
@@ -47,92 +48,9 @@ namespace {
 constexpr int tile_m = 64, tile_n = 64, tile_k = 16, threads_per_block = 256;
 constexpr int max_splits = 64;
 static_assert(tile_m == tile_n && tile_m * tile_k % threads_per_block == 0, "each thread loads as many A as B values");
+static_assert(tile_m + tile_n <= threads_per_block, "one thread per row and column record of a tile");
 
-// Sizes as 32-bit ints: implicit_gemm_supports() has checked that every offset fits.
-struct Geometry {
-    int N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_h, pad_w;
-};
-
-Geometry geometry_of(const ConvProblem& p) {
-    auto i = [](std::int64_t value) { return static_cast<int>(value); };
-    return Geometry{i(p.N), i(p.C), i(p.H), i(p.W), i(p.K), i(p.R), i(p.S), i(p.P), i(p.Q),
-                    i(p.stride_h), i(p.stride_w), i(p.pad_h), i(p.pad_w)};
-}
-
-// ---- the three passes as GEMM operands ----
-// row_record(m), col_record(n), reduction_record(j): what the addresses need from each index;
-// a() and b() combine them into A[m][j] and B[j][n]; store() writes out[m][n].
-struct ForwardPass {
-    Geometry g;
-    const float* x;
-    const float* w;
-    float* y;
-    __device__ int4 row_record(int m) const {  // m = (image, p, q)
-        const int plane = g.P * g.Q, image = m / plane, pq = m - image * plane, p = pq / g.Q, q = pq - p * g.Q;
-        return make_int4(image * g.C * g.H * g.W, p * g.stride_h - g.pad_h, q * g.stride_w - g.pad_w,
-                         image * g.K * plane + pq);
-    }
-    __device__ int4 col_record(int k) const { return make_int4(k * g.C * g.R * g.S, k * g.P * g.Q, 0, 0); }
-    __device__ int4 reduction_record(int j) const {  // j = (c, r, s)
-        const int taps = g.R * g.S, c = j / taps, rs = j - c * taps, r = rs / g.S, s = rs - r * g.S;
-        return make_int4(c * g.H * g.W, r, s, j);
-    }
-    __device__ float a(int4 row, int4 red) const {
-        const int h = row.y + red.y, col = row.z + red.z;
-        return h >= 0 && h < g.H && col >= 0 && col < g.W ? x[row.x + red.x + h * g.W + col] : 0.0f;
-    }
-    __device__ float b(int4 red, int4 col) const { return w[col.x + red.w]; }
-    __device__ void store(int4 row, int4 col, float value, int) const { y[row.w + col.y] = value; }
-};
-
-struct BackwardDataPass {
-    Geometry g;
-    const float* dy;
-    const float* w;
-    float* dx;
-    __device__ int4 row_record(int m) const {  // m = (image, h, w)
-        const int plane = g.H * g.W, image = m / plane, hw = m - image * plane, h = hw / g.W, col = hw - h * g.W;
-        return make_int4(image * g.K * g.P * g.Q, h + g.pad_h, col + g.pad_w, image * g.C * plane + hw);
-    }
-    __device__ int4 col_record(int c) const { return make_int4(c * g.R * g.S, c * g.H * g.W, 0, 0); }
-    __device__ int4 reduction_record(int j) const {  // j = (k, r, s)
-        const int taps = g.R * g.S, k = j / taps, rs = j - k * taps, r = rs / g.S, s = rs - r * g.S;
-        return make_int4(k * g.P * g.Q, r, s, k * g.C * taps + rs);
-    }
-    __device__ float a(int4 row, int4 red) const {
-        const int p_scaled = row.y - red.y, q_scaled = row.z - red.z;  // p*stride_h, q*stride_w
-        if (p_scaled < 0 || q_scaled < 0 || p_scaled % g.stride_h != 0 || q_scaled % g.stride_w != 0) return 0.0f;
-        const int p = p_scaled / g.stride_h, q = q_scaled / g.stride_w;
-        return p < g.P && q < g.Q ? dy[row.x + red.x + p * g.Q + q] : 0.0f;
-    }
-    __device__ float b(int4 red, int4 col) const { return w[red.w + col.x]; }
-    __device__ void store(int4 row, int4 col, float value, int) const { dx[row.w + col.y] = value; }
-};
-
-struct BackwardWeightPass {
-    Geometry g;
-    const float* x;
-    const float* dy;
-    float* out;  // dw, or the partial buffers (one K*C*R*S slice per split)
-    __device__ int4 row_record(int k) const { return make_int4(k * g.P * g.Q, k * g.C * g.R * g.S, 0, 0); }
-    __device__ int4 col_record(int j) const {  // j = (c, r, s)
-        const int taps = g.R * g.S, c = j / taps, rs = j - c * taps, r = rs / g.S, s = rs - r * g.S;
-        return make_int4(c * g.H * g.W, r, s, j);
-    }
-    __device__ int4 reduction_record(int j) const {  // j = (image, p, q)
-        const int plane = g.P * g.Q, image = j / plane, pq = j - image * plane, p = pq / g.Q, q = pq - p * g.Q;
-        return make_int4(image * g.K * plane + pq, image * g.C * g.H * g.W, p * g.stride_h - g.pad_h,
-                         q * g.stride_w - g.pad_w);
-    }
-    __device__ float a(int4 row, int4 red) const { return dy[red.x + row.x]; }
-    __device__ float b(int4 red, int4 col) const {
-        const int h = red.z + col.y, c = red.w + col.z;
-        return h >= 0 && h < g.H && c >= 0 && c < g.W ? x[red.y + col.x + h * g.W + c] : 0.0f;
-    }
-    __device__ void store(int4 row, int4 col, float value, int split) const {
-        out[static_cast<std::int64_t>(split) * g.K * g.C * g.R * g.S + row.y + col.w] = value;
-    }
-};
+using namespace conv2d_detail;  // Geometry, geometry_of and the three passes (conv2d_addressing.cuh)
 
 // One block computes out[m0 .. m0+63][n0 .. n0+63] over the reduction slice of blockIdx.z.
 // RowsFastestA: consecutive threads load consecutive m of A (A is contiguous along m);
@@ -146,19 +64,14 @@ __global__ void __launch_bounds__(threads_per_block)
 
     const int tid = threadIdx.x, m0 = blockIdx.x * tile_m, n0 = blockIdx.y * tile_n, split = blockIdx.z;
     const int j_begin = split * per_split, j_end = min(reduction, j_begin + per_split);
-    const int4 zero = make_int4(0, 0, 0, 0);
-    if (tid < tile_m) rows[tid] = m0 + tid < M ? pass.row_record(m0 + tid) : zero;
-    else if (tid < tile_m + tile_n) {
-        const int n = tid - tile_m;
-        cols[n] = n0 + n < N ? pass.col_record(n0 + n) : zero;
-    }
+    write_row_and_col_records(pass, tid, m0, M, n0, N, rows, cols);
     __syncthreads();
 
     const int tx = tid % 16, ty = tid / 16;  // this thread: rows tx*4 .. +3, columns ty*4 .. +3
     float acc[4][4] = {};
     constexpr int per_thread = tile_m * tile_k / threads_per_block;  // 4 (tile_n == tile_m)
     for (int j0 = j_begin; j0 < j_end; j0 += tile_k) {
-        if (tid < tile_k) steps[tid] = j0 + tid < j_end ? pass.reduction_record(j0 + tid) : zero;
+        write_step_records(pass, tid, j0, j_end, steps);
         __syncthreads();  // steps ready; every thread has finished the previous step's products
         float a_values[per_thread], b_values[per_thread];
 #pragma unroll

@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <string>
 
+#include "conv2d_addressing.cuh"
 #include "cuda/check.hpp"
 #include "cuda/context.hpp"
 #include "cuda/conv2d.hpp"
@@ -58,91 +59,11 @@ constexpr int b_stride_cols_fastest = tile_n + 8, b_stride_k_fastest = tile_k + 
 constexpr int a_tile_floats = tile_m * a_stride_k_fastest;  // >= tile_k * a_stride_rows_fastest
 constexpr int b_tile_floats = tile_n * b_stride_k_fastest;  // == tile_k * b_stride_cols_fastest
 static_assert(a_tile_floats >= tile_k * a_stride_rows_fastest && b_tile_floats >= tile_k * b_stride_cols_fastest);
+static_assert(tile_m + tile_n <= threads_per_block, "one thread per row and column record of a tile");
 
 enum class Precision { Tf32, Bf16 };
 
-struct Geometry {
-    int N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_h, pad_w;
-};
-
-Geometry geometry_of(const ConvProblem& p) {
-    auto i = [](std::int64_t value) { return static_cast<int>(value); };
-    return Geometry{i(p.N), i(p.C), i(p.H), i(p.W), i(p.K), i(p.R), i(p.S), i(p.P), i(p.Q),
-                    i(p.stride_h), i(p.stride_w), i(p.pad_h), i(p.pad_w)};
-}
-
-// ---- the three passes as GEMM operands: the same records as v2 ----
-struct ForwardPass {
-    Geometry g;
-    const float* x;
-    const float* w;
-    float* y;
-    __device__ int4 row_record(int m) const {  // m = (image, p, q)
-        const int plane = g.P * g.Q, image = m / plane, pq = m - image * plane, p = pq / g.Q, q = pq - p * g.Q;
-        return make_int4(image * g.C * g.H * g.W, p * g.stride_h - g.pad_h, q * g.stride_w - g.pad_w,
-                         image * g.K * plane + pq);
-    }
-    __device__ int4 col_record(int k) const { return make_int4(k * g.C * g.R * g.S, k * g.P * g.Q, 0, 0); }
-    __device__ int4 reduction_record(int j) const {  // j = (c, r, s)
-        const int taps = g.R * g.S, c = j / taps, rs = j - c * taps, r = rs / g.S, s = rs - r * g.S;
-        return make_int4(c * g.H * g.W, r, s, j);
-    }
-    __device__ float a(int4 row, int4 red) const {
-        const int h = row.y + red.y, col = row.z + red.z;
-        return h >= 0 && h < g.H && col >= 0 && col < g.W ? x[row.x + red.x + h * g.W + col] : 0.0f;
-    }
-    __device__ float b(int4 red, int4 col) const { return w[col.x + red.w]; }
-    __device__ void store(int4 row, int4 col, float value, int) const { y[row.w + col.y] = value; }
-};
-
-struct BackwardDataPass {
-    Geometry g;
-    const float* dy;
-    const float* w;
-    float* dx;
-    __device__ int4 row_record(int m) const {  // m = (image, h, w)
-        const int plane = g.H * g.W, image = m / plane, hw = m - image * plane, h = hw / g.W, col = hw - h * g.W;
-        return make_int4(image * g.K * g.P * g.Q, h + g.pad_h, col + g.pad_w, image * g.C * plane + hw);
-    }
-    __device__ int4 col_record(int c) const { return make_int4(c * g.R * g.S, c * g.H * g.W, 0, 0); }
-    __device__ int4 reduction_record(int j) const {  // j = (k, r, s)
-        const int taps = g.R * g.S, k = j / taps, rs = j - k * taps, r = rs / g.S, s = rs - r * g.S;
-        return make_int4(k * g.P * g.Q, r, s, k * g.C * taps + rs);
-    }
-    __device__ float a(int4 row, int4 red) const {
-        const int p_scaled = row.y - red.y, q_scaled = row.z - red.z;  // p*stride_h, q*stride_w
-        if (p_scaled < 0 || q_scaled < 0 || p_scaled % g.stride_h != 0 || q_scaled % g.stride_w != 0) return 0.0f;
-        const int p = p_scaled / g.stride_h, q = q_scaled / g.stride_w;
-        return p < g.P && q < g.Q ? dy[row.x + red.x + p * g.Q + q] : 0.0f;
-    }
-    __device__ float b(int4 red, int4 col) const { return w[red.w + col.x]; }
-    __device__ void store(int4 row, int4 col, float value, int) const { dx[row.w + col.y] = value; }
-};
-
-struct BackwardWeightPass {
-    Geometry g;
-    const float* x;
-    const float* dy;
-    float* out;  // dw, or the partial buffers (one K*C*R*S slice per split)
-    __device__ int4 row_record(int k) const { return make_int4(k * g.P * g.Q, k * g.C * g.R * g.S, 0, 0); }
-    __device__ int4 col_record(int j) const {  // j = (c, r, s)
-        const int taps = g.R * g.S, c = j / taps, rs = j - c * taps, r = rs / g.S, s = rs - r * g.S;
-        return make_int4(c * g.H * g.W, r, s, j);
-    }
-    __device__ int4 reduction_record(int j) const {  // j = (image, p, q)
-        const int plane = g.P * g.Q, image = j / plane, pq = j - image * plane, p = pq / g.Q, q = pq - p * g.Q;
-        return make_int4(image * g.K * plane + pq, image * g.C * g.H * g.W, p * g.stride_h - g.pad_h,
-                         q * g.stride_w - g.pad_w);
-    }
-    __device__ float a(int4 row, int4 red) const { return dy[red.x + row.x]; }
-    __device__ float b(int4 red, int4 col) const {
-        const int h = red.z + col.y, c = red.w + col.z;
-        return h >= 0 && h < g.H && c >= 0 && c < g.W ? x[red.y + col.x + h * g.W + c] : 0.0f;
-    }
-    __device__ void store(int4 row, int4 col, float value, int split) const {
-        out[static_cast<std::int64_t>(split) * g.K * g.C * g.R * g.S + row.y + col.w] = value;
-    }
-};
+using namespace conv2d_detail;  // Geometry, geometry_of and the three passes (conv2d_addressing.cuh)
 
 // ---- rounding and the mma instructions ----
 template <Precision precision>
@@ -198,12 +119,7 @@ __global__ void __launch_bounds__(threads_per_block, 2)
 
     const int tid = threadIdx.x, m0 = blockIdx.x * tile_m, n0 = blockIdx.y * tile_n, split = blockIdx.z;
     const int j_begin = split * per_split, j_end = min(reduction, j_begin + per_split);
-    const int4 zero = make_int4(0, 0, 0, 0);
-    if (tid < tile_m) rows[tid] = m0 + tid < M ? pass.row_record(m0 + tid) : zero;
-    else if (tid < tile_m + tile_n) {
-        const int n = tid - tile_m;
-        cols[n] = n0 + n < N ? pass.col_record(n0 + n) : zero;
-    }
+    write_row_and_col_records(pass, tid, m0, M, n0, N, rows, cols);
     __syncthreads();
 
     const int lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
@@ -212,7 +128,7 @@ __global__ void __launch_bounds__(threads_per_block, 2)
     constexpr int a_per_thread = tile_m * tile_k / threads_per_block;  // 16
     constexpr int b_per_thread = tile_n * tile_k / threads_per_block;  // 8
     for (int j0 = j_begin; j0 < j_end; j0 += tile_k) {
-        if (tid < tile_k) steps[tid] = j0 + tid < j_end ? pass.reduction_record(j0 + tid) : zero;
+        write_step_records(pass, tid, j0, j_end, steps);
         __syncthreads();  // steps ready; every warp has finished the previous step's mma
         float a_values[a_per_thread], b_values[b_per_thread];
 #pragma unroll

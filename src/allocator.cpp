@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "allocator_stats.hpp"
 #include "cudagrad/error.hpp"
 
 #ifdef CUDAGRAD_WITH_CUDA
@@ -39,7 +40,8 @@ std::int64_t cache_limit_bytes() {
     return static_cast<std::int64_t>(megabytes) << 20;
 }
 
-class CpuAllocator final : public Allocator {
+// bytes_in_use counts the bytes asked for, before rounding (so bytes_reserved does too).
+class CpuAllocator final : public detail::CountingAllocator {
 public:
     void* allocate(std::size_t bytes) override {
         const std::size_t size = rounded_size(bytes);
@@ -47,9 +49,7 @@ public:
         {
             std::lock_guard<std::mutex> lock(mutex_);
             if (size >= cached_minimum) pointer = take_cached(size);
-            stats_.bytes_in_use += static_cast<std::int64_t>(bytes);
-            stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
-            ++stats_.allocation_count;
+            count_allocation(bytes);
         }
         if (pointer) return pointer;
         pointer = std::aligned_alloc(alignment, size);
@@ -81,19 +81,6 @@ public:
 
     Device device() const override { return Device::cpu(); }
 
-    AllocatorStats stats() const override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        AllocatorStats result = stats_;
-        result.bytes_reserved = result.bytes_in_use + result.bytes_cached;  // before rounding
-        return result;
-    }
-
-    void reset_peak() override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stats_.peak_bytes_in_use = stats_.bytes_in_use;
-        stats_.allocation_count = 0;
-    }
-
     void empty_cache() override {
         std::lock_guard<std::mutex> lock(mutex_);
         for (auto& [size, blocks] : free_blocks_) {
@@ -115,8 +102,6 @@ private:
         return pointer;
     }
 
-    mutable std::mutex mutex_;
-    AllocatorStats stats_;
     std::map<std::size_t, std::vector<void*>> free_blocks_;
     const std::int64_t limit_ = cache_limit_bytes();
 };

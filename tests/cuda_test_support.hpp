@@ -23,6 +23,16 @@ inline Tensor random_cpu(const Shape& shape, std::uint64_t seed, double low = -1
     return tensor;
 }
 
+// Restores the default implementations and math mode (reset_implementations) when a test ends,
+// also when a failed REQUIRE throws out of it. Declare one at the top of any test that calls
+// set_implementation or set_math_mode.
+struct ImplementationGuard {
+    ImplementationGuard() = default;
+    ImplementationGuard(const ImplementationGuard&) = delete;
+    ImplementationGuard& operator=(const ImplementationGuard&) = delete;
+    ~ImplementationGuard() { reset_implementations(); }
+};
+
 // A GPU copy of a CPU tensor that requires a gradient if the original does (a new leaf).
 inline Tensor to_gpu_leaf(const Tensor& cpu_tensor) {
     Tensor copy = cpu_tensor.detach().to(gpu());

@@ -40,14 +40,10 @@ namespace {
 
 using namespace cudagrad;
 using cudagrad::testing::gpu;
+using cudagrad::testing::ImplementationGuard;
 using cudagrad::testing::random_cpu;
 using cudagrad::testing::require_close;
 using cudagrad::testing::require_error;
-
-// Restores the default implementations when a test ends, also when a REQUIRE fails.
-struct ImplementationGuard {
-    ~ImplementationGuard() { reset_implementations(); }
-};
 
 enum class Tracking { Both, None, MeanOnly, Strided };
 

@@ -44,6 +44,7 @@
 
 using namespace cudagrad;
 using cudagrad::testing::gpu;
+using cudagrad::testing::ImplementationGuard;
 using cudagrad::testing::random_cpu;
 using cudagrad::testing::require_close;
 using cudagrad::testing::require_error;
@@ -52,10 +53,6 @@ using cudagrad::testing::to_gpu_leaf;
 namespace {
 
 constexpr double sum_rtol = 1e-6, sum_atol = 1e-6;
-
-struct ImplementationGuard {
-    ~ImplementationGuard() { reset_implementations(); }
-};
 
 using Unary = std::function<Tensor(const Tensor&)>;
 using Binary = std::function<Tensor(const Tensor&, const Tensor&)>;

@@ -46,6 +46,7 @@
 
 using namespace cudagrad;
 using testing::gpu;
+using testing::ImplementationGuard;
 using testing::random_cpu;
 using testing::require_close;
 using testing::require_error;
@@ -113,14 +114,6 @@ std::vector<Variant> all_variants() {
 std::string describe(const Variant& variant) {
     return std::string(variant.implementation) + "/" + math_mode_name(variant.mode);
 }
-
-// Puts the registry back to its defaults when a test leaves its scope, failed or not.
-struct DefaultImplementationsOnExit {
-    DefaultImplementationsOnExit() = default;
-    DefaultImplementationsOnExit(const DefaultImplementationsOnExit&) = delete;
-    DefaultImplementationsOnExit& operator=(const DefaultImplementationsOnExit&) = delete;
-    ~DefaultImplementationsOnExit() { reset_implementations(); }
-};
 
 // ------------------------------------------------------------------ a stored matrix
 constexpr float c_sentinel = 777.0f;
@@ -407,7 +400,7 @@ TEST_CASE("gemm: clear errors for bad problems and bad choices", "[cuda][gemm]")
     require_error([&] { cuda::gemm(narrow, "naive", MathMode::FP32); }, {"gemm", "ldb 2"});
 
     // Through the ops: tensor_core in fp32 mode names the fix.
-    const DefaultImplementationsOnExit restore;
+    const ImplementationGuard restore;
     set_implementation("gemm", "tensor_core");
     set_math_mode(MathMode::FP32);
     const Tensor x = random_cpu({2, 3}, 1).to(gpu()), w = random_cpu({4, 3}, 2).to(gpu());
@@ -451,7 +444,7 @@ void check_linear(const Variant& variant, std::int64_t rows, std::int64_t in, st
     Tensor y = linear(x, w, b);
     y.backward(dy);
 
-    const DefaultImplementationsOnExit restore;
+    const ImplementationGuard restore;
     set_implementation("gemm", variant.implementation);
     set_math_mode(variant.mode);
     Tensor x_gpu = testing::to_gpu_leaf(x), w_gpu = testing::to_gpu_leaf(w);
@@ -475,7 +468,7 @@ void check_matmul(const Variant& variant, std::int64_t m, std::int64_t k, std::i
     Tensor c = matmul(a, b);
     c.backward(dc);
 
-    const DefaultImplementationsOnExit restore;
+    const ImplementationGuard restore;
     set_implementation("gemm", variant.implementation);
     set_math_mode(variant.mode);
     Tensor a_gpu = testing::to_gpu_leaf(a), b_gpu = testing::to_gpu_leaf(b);

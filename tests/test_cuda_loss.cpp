@@ -35,6 +35,7 @@
 
 using namespace cudagrad;
 using cudagrad::testing::gpu;
+using cudagrad::testing::ImplementationGuard;
 using cudagrad::testing::random_cpu;
 using cudagrad::testing::require_close;
 using cudagrad::testing::require_error;
@@ -43,11 +44,6 @@ using cudagrad::testing::to_gpu_leaf;
 namespace {
 
 constexpr double softmax_rtol = 1e-4, softmax_atol = 1e-6;
-
-// Restores the default implementations when a test ends, even when it fails.
-struct ImplementationGuard {
-    ~ImplementationGuard() { reset_implementations(); }
-};
 
 using SoftmaxFunction = Tensor (*)(const Tensor&, std::int64_t);
 

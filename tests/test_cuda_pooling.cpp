@@ -38,13 +38,10 @@ namespace {
 
 using namespace cudagrad;
 using cudagrad::testing::gpu;
+using cudagrad::testing::ImplementationGuard;
 using cudagrad::testing::random_cpu;
 using cudagrad::testing::require_close;
 using cudagrad::testing::require_error;
-
-struct ImplementationGuard {
-    ~ImplementationGuard() { reset_implementations(); }
-};
 
 Pool2dOptions pool(std::int64_t kernel_h, std::int64_t kernel_w, std::int64_t stride_h, std::int64_t stride_w,
                    std::int64_t padding_h, std::int64_t padding_w, bool count_include_pad = true) {

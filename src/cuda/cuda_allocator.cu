@@ -21,6 +21,7 @@
 #include <mutex>
 #include <vector>
 
+#include "allocator_stats.hpp"
 #include "cuda/check.hpp"
 #include "cuda/context.hpp"
 #include "cuda/runtime.hpp"
@@ -50,7 +51,7 @@ bool& poison_enabled() {
     return enabled;
 }
 
-class CachingDeviceAllocator final : public Allocator {
+class CachingDeviceAllocator final : public detail::CountingAllocator {
 public:
     explicit CachingDeviceAllocator(int device) : device_(device) {}
 
@@ -70,9 +71,7 @@ public:
         if (pointer == nullptr) pointer = allocate_from_device(bytes, size);
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            stats_.bytes_in_use += static_cast<std::int64_t>(size);
-            stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
-            ++stats_.allocation_count;
+            count_allocation(size);
         }
         if (poison_enabled()) {
             CUDAGRAD_CUDA_CHECK(cudaMemsetAsync(pointer, 0xFF, size, context(device_).stream));
@@ -90,19 +89,6 @@ public:
     }
 
     Device device() const override { return Device::cuda(device_); }
-
-    AllocatorStats stats() const override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        AllocatorStats result = stats_;
-        result.bytes_reserved = result.bytes_in_use + result.bytes_cached;
-        return result;
-    }
-
-    void reset_peak() override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stats_.peak_bytes_in_use = stats_.bytes_in_use;
-        stats_.allocation_count = 0;
-    }
 
     void empty_cache() override {
         set_current_device(device_);
@@ -147,8 +133,6 @@ private:
     }
 
     int device_;
-    mutable std::mutex mutex_;
-    AllocatorStats stats_;
     std::map<std::size_t, std::vector<void*>> free_blocks_;
 };
 

@@ -28,45 +28,15 @@
 
 #include <cstdint>
 #include <initializer_list>
-#include <limits>
 #include <vector>
 
 #include "cuda/check.hpp"
 #include "cuda/context.hpp"
 #include "cuda/cudnn_activation.hpp"
+#include "cuda/cudnn_descriptors.hpp"
 
 namespace cudagrad::cuda {
 namespace {
-
-// Owning handles: created in the constructor, configured afterwards, destroyed even when a
-// later check throws.
-class TensorDescriptor {
-public:
-    TensorDescriptor() { CUDAGRAD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&descriptor_)); }
-    ~TensorDescriptor() {
-        if (descriptor_) cudnnDestroyTensorDescriptor(descriptor_);  // no throw from a destructor
-    }
-    TensorDescriptor(const TensorDescriptor&) = delete;
-    TensorDescriptor& operator=(const TensorDescriptor&) = delete;
-    cudnnTensorDescriptor_t get() const { return descriptor_; }
-
-private:
-    cudnnTensorDescriptor_t descriptor_ = nullptr;
-};
-
-class ActivationDescriptor {
-public:
-    ActivationDescriptor() { CUDAGRAD_CUDNN_CHECK(cudnnCreateActivationDescriptor(&descriptor_)); }
-    ~ActivationDescriptor() {
-        if (descriptor_) cudnnDestroyActivationDescriptor(descriptor_);
-    }
-    ActivationDescriptor(const ActivationDescriptor&) = delete;
-    ActivationDescriptor& operator=(const ActivationDescriptor&) = delete;
-    cudnnActivationDescriptor_t get() const { return descriptor_; }
-
-private:
-    cudnnActivationDescriptor_t descriptor_ = nullptr;
-};
 
 // One call's worth of elements: `dims` describes elements [offset, offset + n*c*h*w).
 struct Piece {
@@ -74,7 +44,6 @@ struct Piece {
     int dims[4];
 };
 
-constexpr std::int64_t int_max = std::numeric_limits<int>::max();
 constexpr std::int64_t flat_piece = std::int64_t{1} << 30;
 
 std::vector<Piece> pieces_for(const std::vector<std::int64_t>& shape) {
@@ -82,7 +51,7 @@ std::vector<Piece> pieces_for(const std::vector<std::int64_t>& shape) {
     for (std::int64_t size : shape) count *= size;
     std::vector<Piece> pieces;
     if (count == 0) return pieces;
-    if (shape.size() <= 4 && count <= int_max) {
+    if (shape.size() <= 4 && fits_int(count)) {
         Piece piece{0, {1, 1, 1, 1}};
         for (std::size_t d = 0; d < shape.size(); ++d) piece.dims[d] = static_cast<int>(shape[d]);
         pieces.push_back(piece);
@@ -96,8 +65,7 @@ std::vector<Piece> pieces_for(const std::vector<std::int64_t>& shape) {
 }
 
 void describe(const TensorDescriptor& descriptor, const Piece& piece) {
-    CUDAGRAD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(descriptor.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
-                                                    piece.dims[0], piece.dims[1], piece.dims[2], piece.dims[3]));
+    set_nchw(descriptor, piece.dims[0], piece.dims[1], piece.dims[2], piece.dims[3]);
 }
 
 void require_aligned(std::initializer_list<const void*> pointers) {

@@ -19,42 +19,26 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-#include <climits>
 #include <cstdint>
 #include <string>
 
 #include "cuda/check.hpp"
 #include "cuda/context.hpp"
 #include "cuda/cudnn_batch_norm.hpp"
+#include "cuda/cudnn_descriptors.hpp"
 
 namespace cudagrad::cuda {
 namespace {
 
 constexpr const char* kOp = "batch_norm2d (cuDNN)";
 
-// Owns a cuDNN tensor descriptor: destroyed even when a later check throws.
-class TensorDescriptor {
-public:
-    TensorDescriptor() { CUDAGRAD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&descriptor_)); }
-    ~TensorDescriptor() { cudnnDestroyTensorDescriptor(descriptor_); }
-    TensorDescriptor(const TensorDescriptor&) = delete;
-    TensorDescriptor& operator=(const TensorDescriptor&) = delete;
-    cudnnTensorDescriptor_t get() const { return descriptor_; }
-
-private:
-    cudnnTensorDescriptor_t descriptor_ = nullptr;
-};
-
 // cuDNN's legacy descriptors take int sizes: a tensor beyond them is declined, not an error.
 void set_4d(const TensorDescriptor& descriptor, std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) {
-    if (n > INT_MAX || c > INT_MAX || h > INT_MAX || w > INT_MAX || n * c * h * w > INT_MAX) {
-        throw detail::VendorDeclined(std::string(kOp) + ": tensor (" + std::to_string(n) + ", " + std::to_string(c) +
-                                     ", " + std::to_string(h) + ", " + std::to_string(w) +
-                                     ") is too large for cuDNN's int descriptors");
-    }
-    CUDAGRAD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(descriptor.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
-                                                    static_cast<int>(n), static_cast<int>(c), static_cast<int>(h),
-                                                    static_cast<int>(w)));
+    decline_beyond_int({n, c, h, w, n * c * h * w}, [&] {
+        return std::string(kOp) + ": tensor (" + std::to_string(n) + ", " + std::to_string(c) + ", " +
+               std::to_string(h) + ", " + std::to_string(w) + ") is too large for cuDNN's int descriptors";
+    });
+    set_nchw(descriptor, static_cast<int>(n), static_cast<int>(c), static_cast<int>(h), static_cast<int>(w));
 }
 
 struct Descriptors {

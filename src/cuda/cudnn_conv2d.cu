@@ -29,7 +29,6 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-#include <climits>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -39,6 +38,7 @@
 #include "cuda/check.hpp"
 #include "cuda/context.hpp"
 #include "cuda/cudnn_conv2d.hpp"
+#include "cuda/cudnn_descriptors.hpp"
 #include "cuda/runtime.hpp"
 #include "cudagrad/tensor.hpp"
 #include "registry_internal.hpp"
@@ -46,29 +46,10 @@
 namespace cudagrad::cuda {
 namespace {
 
-// ---- RAII descriptors: destroyed even when a later check throws ----
-template <typename Handle, cudnnStatus_t (*Create)(Handle*), cudnnStatus_t (*Destroy)(Handle)>
-class Descriptor {
-public:
-    Descriptor() { CUDAGRAD_CUDNN_CHECK(Create(&handle_)); }
-    ~Descriptor() { Destroy(handle_); }  // a destructor must not throw; destroy cannot fail on a valid handle
-    Descriptor(const Descriptor&) = delete;
-    Descriptor& operator=(const Descriptor&) = delete;
-    Handle get() const { return handle_; }
-
-private:
-    Handle handle_{};
-};
-using TensorDescriptor = Descriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor>;
-using FilterDescriptor = Descriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor>;
-using ConvolutionDescriptor =
-    Descriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor, cudnnDestroyConvolutionDescriptor>;
-
 int to_int(std::int64_t value, const ConvProblem& problem) {
-    if (value > INT_MAX) {
-        throw detail::VendorDeclined("a size exceeds cuDNN's int arguments (" + problem.description() + ")");
-    }
-    return static_cast<int>(value);
+    return int_or_decline(value, [&] {
+        return "a size exceeds cuDNN's int arguments (" + problem.description() + ")";
+    });
 }
 
 // x: (N, C, H, W), y: (N, K, P, Q), w: (K, C/groups, R, S), and the convolution.
@@ -79,10 +60,8 @@ struct Descriptors {
 
     Descriptors(const ConvProblem& p, cudnnDataType_t data_type, cudnnMathType_t math) {
         auto i = [&](std::int64_t value) { return to_int(value, p); };
-        CUDAGRAD_CUDNN_CHECK(
-            cudnnSetTensor4dDescriptor(x.get(), CUDNN_TENSOR_NCHW, data_type, i(p.N), i(p.C), i(p.H), i(p.W)));
-        CUDAGRAD_CUDNN_CHECK(
-            cudnnSetTensor4dDescriptor(y.get(), CUDNN_TENSOR_NCHW, data_type, i(p.N), i(p.K), i(p.P), i(p.Q)));
+        set_nchw(x, i(p.N), i(p.C), i(p.H), i(p.W), data_type);
+        set_nchw(y, i(p.N), i(p.K), i(p.P), i(p.Q), data_type);
         CUDAGRAD_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w.get(), data_type, CUDNN_TENSOR_NCHW, i(p.K),
                                                         i(p.channels_per_group()), i(p.R), i(p.S)));
         // Cross-correlation (no kernel flip), as PyTorch; float accumulation for float and bf16 data.

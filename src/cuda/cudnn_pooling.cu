@@ -12,54 +12,27 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-#include <climits>
 #include <cstdint>
 #include <string>
 
 #include "cuda/check.hpp"
 #include "cuda/context.hpp"
+#include "cuda/cudnn_descriptors.hpp"
 #include "cuda/cudnn_pooling.hpp"
 
 namespace cudagrad::cuda {
 namespace {
 
-class TensorDescriptor {
-public:
-    TensorDescriptor() { CUDAGRAD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&descriptor_)); }
-    ~TensorDescriptor() { cudnnDestroyTensorDescriptor(descriptor_); }
-    TensorDescriptor(const TensorDescriptor&) = delete;
-    TensorDescriptor& operator=(const TensorDescriptor&) = delete;
-    cudnnTensorDescriptor_t get() const { return descriptor_; }
-
-private:
-    cudnnTensorDescriptor_t descriptor_ = nullptr;
-};
-
-class PoolingDescriptor {
-public:
-    PoolingDescriptor() { CUDAGRAD_CUDNN_CHECK(cudnnCreatePoolingDescriptor(&descriptor_)); }
-    ~PoolingDescriptor() { cudnnDestroyPoolingDescriptor(descriptor_); }
-    PoolingDescriptor(const PoolingDescriptor&) = delete;
-    PoolingDescriptor& operator=(const PoolingDescriptor&) = delete;
-    cudnnPoolingDescriptor_t get() const { return descriptor_; }
-
-private:
-    cudnnPoolingDescriptor_t descriptor_ = nullptr;
-};
-
 int as_int(std::int64_t value, const char* what) {
-    if (value > INT_MAX) {
-        throw detail::VendorDeclined(std::string("pooling (cuDNN): ") + what + " " + std::to_string(value) +
-                                     " is too large for cuDNN's int descriptors");
-    }
-    return static_cast<int>(value);
+    return int_or_decline(value, [&] {
+        return std::string("pooling (cuDNN): ") + what + " " + std::to_string(value) +
+               " is too large for cuDNN's int descriptors";
+    });
 }
 
 void set_4d(const TensorDescriptor& descriptor, std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) {
     as_int(n * c * h * w, "tensor size");
-    CUDAGRAD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(descriptor.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
-                                                    as_int(n, "batch"), as_int(c, "channels"), as_int(h, "height"),
-                                                    as_int(w, "width")));
+    set_nchw(descriptor, as_int(n, "batch"), as_int(c, "channels"), as_int(h, "height"), as_int(w, "width"));
 }
 
 // The descriptors of one pooling call, checked against our output size.

@@ -11,49 +11,45 @@
 // (VendorDeclined), which makes the op run cudagrad's kernel.
 #include <cudnn.h>
 
+#include <array>
 #include <climits>
 #include <cstdint>
 #include <string>
 
 #include "cuda/check.hpp"
 #include "cuda/context.hpp"
+#include "cuda/cudnn_descriptors.hpp"
 #include "cuda/cudnn_softmax.hpp"
 
 namespace cudagrad::cuda {
 namespace {
 
-// A float32 NCHW tensor descriptor (outer, extent, inner, 1), destroyed with its owner even
-// when a later call throws.
+// The legacy API limits each size, and the whole tensor, to 2^31 - 1 elements: (outer, extent,
+// inner) as ints, or declined. (outer * extent * inner could overflow int64, so the bound divides.)
+std::array<int, 3> checked_sizes(const SoftmaxShape& shape) {
+    const std::int64_t sizes[] = {shape.outer, shape.extent, shape.inner};
+    bool fits = true;
+    for (std::int64_t size : sizes) fits = fits && size > 0 && fits_int(size);
+    if (!fits || shape.outer * shape.extent > INT_MAX / shape.inner) {
+        throw detail::VendorDeclined("cuDNN tensor sizes are int, got (outer, extent, inner) = (" +
+                                     std::to_string(shape.outer) + ", " + std::to_string(shape.extent) + ", " +
+                                     std::to_string(shape.inner) + ")");
+    }
+    return {static_cast<int>(shape.outer), static_cast<int>(shape.extent), static_cast<int>(shape.inner)};
+}
+
+// A float32 NCHW tensor descriptor (outer, extent, inner, 1); the sizes are checked before the
+// descriptor is created (members initialise in declaration order).
 class SoftmaxDescriptor {
 public:
-    explicit SoftmaxDescriptor(const SoftmaxShape& shape) {
-        // The legacy API limits each size, and the whole tensor, to 2^31 - 1 elements.
-        const std::int64_t sizes[] = {shape.outer, shape.extent, shape.inner};
-        bool fits = true;
-        for (std::int64_t size : sizes) fits = fits && size > 0 && size <= INT_MAX;
-        if (!fits || shape.outer * shape.extent > INT_MAX / shape.inner) {
-            throw detail::VendorDeclined("cuDNN tensor sizes are int, got (outer, extent, inner) = (" +
-                                         std::to_string(shape.outer) + ", " + std::to_string(shape.extent) + ", " +
-                                         std::to_string(shape.inner) + ")");
-        }
-        CUDAGRAD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&descriptor_));
-        try {
-            CUDAGRAD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(descriptor_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
-                                                            static_cast<int>(shape.outer),
-                                                            static_cast<int>(shape.extent),
-                                                            static_cast<int>(shape.inner), 1));
-        } catch (...) {
-            cudnnDestroyTensorDescriptor(descriptor_);
-            throw;
-        }
+    explicit SoftmaxDescriptor(const SoftmaxShape& shape) : sizes_(checked_sizes(shape)) {
+        set_nchw(tensor_, sizes_[0], sizes_[1], sizes_[2], 1);
     }
-    ~SoftmaxDescriptor() { cudnnDestroyTensorDescriptor(descriptor_); }
-    SoftmaxDescriptor(const SoftmaxDescriptor&) = delete;
-    SoftmaxDescriptor& operator=(const SoftmaxDescriptor&) = delete;
-    cudnnTensorDescriptor_t get() const { return descriptor_; }
+    cudnnTensorDescriptor_t get() const { return tensor_.get(); }
 
 private:
-    cudnnTensorDescriptor_t descriptor_ = nullptr;
+    std::array<int, 3> sizes_;
+    TensorDescriptor tensor_;
 };
 
 cudnnSoftmaxAlgorithm_t algorithm_for(bool logarithm) {

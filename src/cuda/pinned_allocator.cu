@@ -12,6 +12,7 @@
 #include <list>
 #include <mutex>
 
+#include "allocator_stats.hpp"
 #include "cuda/check.hpp"
 #include "cuda/context.hpp"
 #include "cuda/runtime.hpp"
@@ -25,7 +26,7 @@ struct FreedBlock {
     cudaEvent_t event;  // completes when the copies queued before the free are done
 };
 
-class PinnedHostAllocator final : public Allocator {
+class PinnedHostAllocator final : public detail::CountingAllocator {
 public:
     void* allocate(std::size_t bytes) override {
         const std::size_t size = bytes == 0 ? 1 : bytes;
@@ -79,19 +80,6 @@ public:
 
     Device device() const override { return Device::cpu(); }
 
-    AllocatorStats stats() const override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        AllocatorStats result = stats_;
-        result.bytes_reserved = result.bytes_in_use + result.bytes_cached;
-        return result;
-    }
-
-    void reset_peak() override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stats_.peak_bytes_in_use = stats_.bytes_in_use;
-        stats_.allocation_count = 0;
-    }
-
     void empty_cache() override {
         std::lock_guard<std::mutex> lock(mutex_);
         for (FreedBlock& block : freed_) {
@@ -104,14 +92,6 @@ public:
     }
 
 private:
-    void count_allocation(std::size_t size) {
-        stats_.bytes_in_use += static_cast<std::int64_t>(size);
-        stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
-        ++stats_.allocation_count;
-    }
-
-    mutable std::mutex mutex_;
-    AllocatorStats stats_;
     std::list<FreedBlock> freed_;
 };
 
