@@ -79,8 +79,10 @@ SplitPlan plan_split(std::int64_t batch, std::int64_t channels, std::int64_t pla
     plan.row_units = plane / plan.width;
     plan.channel_units = batch * plan.row_units;
     plan.splits = split_count(plan.channel_units, channels);
-    plan.units_per_split = (plan.channel_units + plan.splits - 1) / plan.splits;
-    plan.splits = static_cast<int>((plan.channel_units + plan.units_per_split - 1) / plan.units_per_split);
+    // At least 1 unit and 1 split: an empty batch (eval backward, N = 0) must not divide by zero.
+    plan.units_per_split = std::max<std::int64_t>(1, (plan.channel_units + plan.splits - 1) / plan.splits);
+    plan.splits = static_cast<int>(
+        std::max<std::int64_t>(1, (plan.channel_units + plan.units_per_split - 1) / plan.units_per_split));
     return plan;
 }
 

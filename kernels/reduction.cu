@@ -300,7 +300,8 @@ void launch_argmax(const T* x, std::int64_t* index, std::int64_t outer, std::int
 std::int64_t sum_all_partial_count(std::int64_t count) { return sum_all_blocks(count); }
 
 void sum_all(const float* x, std::int64_t count, double divisor, double* partials, float* result) {
-    check(count > 0, "sum", "needs at least one element");
+    // count 0 is allowed (sum 0, mean 0/0 = NaN, as the CPU): one block writes a zero partial.
+    check(count >= 0, "sum", "negative element count ", count);
     const unsigned int blocks = sum_all_blocks(count);
     if (aligned_16(x)) {
         sum_partials_kernel<true><<<blocks, threads_per_block, 0, current_stream()>>>(x, count, partials);
@@ -365,7 +366,7 @@ std::int64_t top_k_partial_count(std::int64_t rows) { return capped_blocks(warp_
 
 void count_top_k_hits(const float* logits, const std::int64_t* labels, std::int64_t rows, std::int64_t classes,
                       std::int64_t k, std::int64_t* partials, std::int64_t* count) {
-    check(rows > 0 && classes > 0 && k >= 1, "count_top_k_hits", "needs rows > 0, classes > 0 and k >= 1 (got ", rows,
+    check(rows >= 0 && classes > 0 && k >= 1, "count_top_k_hits", "needs rows >= 0, classes > 0 and k >= 1 (got ", rows,
           ", ", classes, ", ", k, ")");
     const unsigned int blocks = capped_blocks(warp_per_row_blocks(rows));
     top_k_partials_kernel<<<blocks, threads_per_block, 0, current_stream()>>>(logits, labels, rows, classes, k,

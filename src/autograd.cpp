@@ -134,8 +134,9 @@ void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
               root.description(), "; pass the gradient explicitly");
         seed = Tensor::ones(root.shape(), root.dtype(), root.device());
     }
-    check(seed.shape() == root.shape() && seed.dtype() == root.dtype(), "backward", "gradient ", seed.description(),
-          " does not match output ", root.description());
+    // The device too: the closures pick their CPU or GPU branch from the gradient they receive.
+    check(seed.shape() == root.shape() && seed.dtype() == root.dtype() && seed.device() == root.device(), "backward",
+          "gradient ", seed.description(), " does not match output ", root.description());
 
     NoGradGuard no_grad;  // the backward closures build no graph of their own
     std::unordered_map<TensorImpl*, std::shared_ptr<TensorImpl>> pending;  // gradients of non-leaves

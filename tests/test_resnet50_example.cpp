@@ -44,7 +44,10 @@ const std::string fashion_mnist = "/usr/share/datasets/fashion-mnist";
 // A quick recipe: ResNet-18 (same code path as ResNet-50), 64 training and 32 test images.
 std::string tiny_training(const fs::path& output, int epochs) {
     return "train --depth 18 --epochs " + std::to_string(epochs) +
-           " --batch-size 16 --train-subset 64 --test-subset 32 --lr 0.05 --warmup 0.3 --threads 2 --workers 2 --seed 5 --output " +
+           " --batch-size 16 --train-subset 64 --test-subset 32 --lr 0.05 --warmup 0.3 --threads 2 --workers 2 --seed 5"
+           // The CPU recipe on every machine: with a GPU, "auto" would pick the GPU recipe (small
+           // stem), and bit-identical resume there would depend on cuDNN's algorithm choice.
+           " --device cpu --output " +
            output.string();
 }
 

@@ -59,9 +59,18 @@ public:
         stats_.bytes_in_use -= static_cast<std::int64_t>(size);
         cudaEvent_t event = nullptr;
         // Deallocation runs in destructors: on a CUDA error, keep the block out of the cache
-        // (leak it) rather than throw.
+        // (leak it) rather than throw. current_stream() checks cudaGetDevice, which returns an
+        // earlier kernel's sticky error: caught here, or the destructor would std::terminate.
+        cudaStream_t stream = nullptr;
+        try {
+            stream = current_stream();
+        } catch (...) {
+            cudaGetLastError();
+            return;
+        }
         if (cudaEventCreateWithFlags(&event, cudaEventDisableTiming) != cudaSuccess ||
-            cudaEventRecord(event, current_stream()) != cudaSuccess) {
+            cudaEventRecord(event, stream) != cudaSuccess) {
+            if (event) cudaEventDestroy(event);
             cudaGetLastError();
             return;
         }

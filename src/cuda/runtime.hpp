@@ -24,9 +24,12 @@ int current_device();
 // kernel raised since the last check.
 void synchronize(int device);
 
-// Copies between host and the current device's memory, in stream order. Host-to-device returns
-// once the host bytes are staged (the source may be reused at once); device-to-host waits for
-// the stream, so the bytes are there when it returns.
+// Copies between host and the current device's memory, in stream order. Host-to-device from
+// pageable memory returns once the host bytes are staged (the source may be reused at once);
+// from pinned memory it returns at once and the DMA runs later, so the source must not be
+// rewritten until the stream has passed the copy (free it instead: pinned_host_allocator only
+// reuses a block after that). Device-to-host waits for the stream, so the bytes are there when
+// it returns.
 void copy_host_to_device(void* destination, const void* source, std::size_t bytes);
 void copy_device_to_host(void* destination, const void* source, std::size_t bytes);
 void copy_device_to_device(void* destination, const void* source, std::size_t bytes);
