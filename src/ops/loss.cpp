@@ -42,12 +42,7 @@ namespace {
 
 using detail::check_input;
 using detail::dispatch_floating;
-
-std::size_t resolve_dimension(const Tensor& x, std::int64_t dimension, const char* op) {
-    check(dimension >= -x.dim() && dimension < x.dim(), op, "dimension ", dimension, " is out of range for input ",
-          x.description());
-    return static_cast<std::size_t>(dimension < 0 ? dimension + x.dim() : dimension);
-}
+using detail::resolve_dimension;
 
 enum class SoftmaxKind { Plain, Logarithm };
 

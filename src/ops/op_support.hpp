@@ -2,6 +2,7 @@
 // and dispatch from a runtime DType to a templated kernel.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <utility>
 
@@ -60,11 +61,12 @@ inline void check_same_shape(const Tensor& a, const Tensor& b, const char* op, c
           shape_string(a.shape()), " vs ", shape_string(b.shape()), ")");
 }
 
-// Wraps a possibly-negative dimension index into [0, dims).
-inline std::int64_t wrap_dimension(std::int64_t dimension, std::int64_t dims, const char* op) {
-    check(dimension >= -dims && dimension < dims, op, "dimension ", dimension, " is out of range for a ",
-          dims, "-d tensor");
-    return dimension < 0 ? dimension + dims : dimension;
+// Wraps a possibly negative dimension of x into [0, x.dim()), with an error naming the op and
+// the input's shape.
+inline std::size_t resolve_dimension(const Tensor& x, std::int64_t dimension, const char* op) {
+    check(dimension >= -x.dim() && dimension < x.dim(), op, "dimension ", dimension, " is out of range for input ",
+          x.description());
+    return static_cast<std::size_t>(dimension < 0 ? dimension + x.dim() : dimension);
 }
 
 // Adds `gradient` into `accumulator` (a defined, contiguous tensor of the same shape), no graph.

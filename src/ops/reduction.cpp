@@ -31,13 +31,7 @@ namespace {
 
 using detail::check_input;
 using detail::dispatch_floating;
-
-// Wraps a possibly negative dimension, with an error naming the op and the input's shape.
-std::size_t resolve_dimension(const Tensor& x, std::int64_t dimension, const char* op) {
-    check(dimension >= -x.dim() && dimension < x.dim(), op, "dimension ", dimension, " is out of range for input ",
-          x.description());
-    return static_cast<std::size_t>(dimension < 0 ? dimension + x.dim() : dimension);
-}
+using detail::resolve_dimension;
 
 // A tensor whose every element is `value`: the gradient of sum and mean. A direct fill; the
 // generic strided walk behind Tensor::full costs several times more per element.

@@ -30,11 +30,7 @@
 namespace cudagrad {
 namespace {
 
-std::size_t resolve_dimension(const Tensor& x, std::int64_t dimension, const char* op) {
-    check(dimension >= -x.dim() && dimension < x.dim(), op, "dimension ", dimension, " is out of range for input ",
-          x.description());
-    return static_cast<std::size_t>(dimension < 0 ? dimension + x.dim() : dimension);
-}
+using detail::resolve_dimension;
 
 // `requested` with a -1 replaced by the size that makes it hold x's elements.
 Shape resolve_shape(const Shape& requested, const Tensor& x, const char* op) {
